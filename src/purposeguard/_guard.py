@@ -1,0 +1,460 @@
+"""The guard: configuration, decisions, enforcement and audit emission."""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import sys
+import threading
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+import attrs
+
+from ._clock import SystemClock
+from ._context import ACTIVE, GUARD_OVERRIDE, ScopeState, VerifiedGrant
+from ._decision import AccessRequest, Decision
+from ._errors import (
+    AccessDeniedError,
+    AuditError,
+    ConsentError,
+    ExpiredTemplateError,
+    GrantError,
+    PolicyError,
+    PurposeViolationError,
+    PurposeWarning,
+)
+from ._events import AuditEvent, LoggingSink, Outcome
+from ._labels import Label
+from ._purposes import Operation, Purpose, PurposeLike
+from ._taxonomy import Taxonomy
+from .typing import AuditSink, Clock, ConsentLookup, GrantVerifierLike, PolicyRules
+
+if TYPE_CHECKING:
+    pass
+
+__all__ = ["Guard", "Labelled", "Mode", "configure", "current_guard", "using"]
+
+
+class Labelled(Protocol):
+    """Anything with a label and an id: a :class:`FaceTemplate`, or a store's record."""
+
+    @property
+    def id(self) -> str:
+        """The template id."""
+        ...
+
+    @property
+    def label(self) -> Label:
+        """The label."""
+        ...
+
+
+class _Active(enum.Enum):
+    SCOPE = "the active scope"
+
+
+class Mode(enum.Enum):
+    """What the guard does with an access that is not permitted."""
+
+    ENFORCE = "enforce"
+    """Raise the denial's exception; the access does not happen."""
+    AUDIT = "audit"
+    """Record it as ``would_deny``, issue a :class:`PurposeWarning`, and let it through."""
+
+
+def _mode(value: Mode | str) -> Mode:
+    try:
+        return Mode(value)
+    except ValueError:
+        raise PolicyError(f"mode must be 'enforce' or 'audit', got {value!r}") from None
+
+
+def _sink(value: AuditSink | None) -> AuditSink:
+    return LoggingSink() if value is None else value
+
+
+def _clock(value: Clock | None) -> Clock:
+    return SystemClock() if value is None else value
+
+
+def _is(proto: type, what: str, optional: bool = True) -> Callable[[Any, Any, Any], None]:
+    def check(_: Any, __: Any, value: Any) -> None:
+        if value is None and optional:
+            return
+        if not isinstance(value, proto):
+            raise PolicyError(
+                f"{what} must implement {proto.__name__} (got {type(value).__name__})"
+            )
+
+    return check
+
+
+_INTERNAL = "purposeguard"
+
+
+def _is_internal(module: str) -> bool:
+    return module == _INTERNAL or (
+        module.startswith("purposeguard.") and not module.startswith("purposeguard.testing")
+    )
+
+
+def caller_site(start: int = 2) -> tuple[str, int]:
+    """``module:qualname`` of the first frame outside purposeguard, and its stacklevel
+    counted from the frame *start* levels above this function's caller."""
+    f: Any = sys._getframe(start)
+    level = 1
+    while f is not None:
+        mod = f.f_globals.get("__name__", "?")
+        if not _is_internal(mod):
+            return f"{mod}:{f.f_code.co_qualname}", level
+        f = f.f_back
+        level += 1
+    return "?", 1
+
+
+@attrs.frozen(kw_only=True)
+class Guard:
+    """The configuration that every check uses, and the checks themselves.
+
+    Args:
+        taxonomy: the known purposes and their operations (default: the face taxonomy).
+        policy: extra rules (jurisdiction presets, a deployment's rules), or ``None``.
+        mode: ``Mode.ENFORCE`` (deny by raising) or ``Mode.AUDIT`` (shadow mode).
+        audit: where audit events go (default: ``LoggingSink()``).
+        clock: where the time comes from (default: ``SystemClock()``).
+        require_grants: every purpose scope must carry a verified grant.
+        grant_verifier: checks grants; required when ``require_grants`` is true.
+        consents: answers whether a consent id is withdrawn.
+
+    Guards are immutable; :meth:`evolve` returns a changed copy. Install one with
+    :func:`configure` (process default) or :func:`using` (one context).
+    """
+
+    taxonomy: Taxonomy = attrs.field(
+        factory=Taxonomy.default, validator=_is(Taxonomy, "taxonomy", optional=False)
+    )
+    policy: PolicyRules | None = attrs.field(default=None, validator=_is(PolicyRules, "policy"))
+    mode: Mode = attrs.field(default=Mode.ENFORCE, converter=_mode)
+    audit: AuditSink = attrs.field(
+        default=None, converter=_sink, validator=_is(AuditSink, "audit", optional=False)
+    )
+    clock: Clock = attrs.field(
+        default=None, converter=_clock, validator=_is(Clock, "clock", optional=False)
+    )
+    require_grants: bool = False
+    grant_verifier: GrantVerifierLike | None = attrs.field(
+        default=None, validator=_is(GrantVerifierLike, "grant_verifier")
+    )
+    consents: ConsentLookup | None = attrs.field(
+        default=None, validator=_is(ConsentLookup, "consents")
+    )
+    _seq: Iterator[int] = attrs.field(
+        factory=lambda: itertools.count(1), init=False, eq=False, repr=False
+    )
+
+    def __attrs_post_init__(self) -> None:
+        if self.require_grants and self.grant_verifier is None:
+            raise PolicyError("require_grants=True needs a grant_verifier")
+        announce = getattr(self.policy, "guard_warnings", None)
+        if callable(announce):
+            for message in announce():
+                warnings.warn(PurposeWarning(str(message)), stacklevel=4)
+
+    def evolve(self, **changes: Any) -> Guard:
+        """A copy of this guard with *changes* applied (a fresh audit sequence)."""
+        return attrs.evolve(self, **changes)
+
+    def now(self) -> datetime:
+        """The guard's clock time."""
+        return self.clock.now()
+
+    # -- deciding ------------------------------------------------------------------
+
+    def check(
+        self,
+        template: Labelled | Label,
+        purpose: PurposeLike | None,
+        operation: Operation | None,
+        *,
+        context: object | None = None,
+    ) -> Decision:
+        """Decide whether *operation* on *template* for *purpose* is permitted.
+
+        No side effects: nothing is audited, nothing is raised for a denial. Pass
+        ``operation=None`` to check only conformance, expiry and consent (what ``@uses``
+        checks on entry).
+
+        Raises:
+            PolicyError: *purpose* is malformed or not in the taxonomy.
+        """
+        if isinstance(template, Label):
+            label, tid = template, None
+        else:
+            label, tid = template.label, template.id
+        p = None if purpose is None else Purpose(purpose)
+        return self._decide(label, tid, p, operation, self.clock.now(), context, None)
+
+    def _decide(
+        self,
+        label: Label,
+        tid: str | None,
+        p: Purpose | None,
+        op: Operation | None,
+        now: datetime,
+        context: object | None,
+        grant: VerifiedGrant | None,
+    ) -> Decision:
+        if op is Operation.DELETE:
+            return Decision(allowed=True, purpose=p, operation=op, template_id=tid, label=label)
+        reasons: list[str] = []
+        rule_ids: list[str] = []
+        error: type[AccessDeniedError] | None = None
+        if p is None:
+            reasons.append("no purpose is active: declare one with purpose(...) or @uses(...)")
+            error = PurposeViolationError
+        else:
+            spec = self.taxonomy._specs.get(p)
+            if spec is None:
+                raise PolicyError(
+                    f"unknown purpose {p.name!r}: it is not in the taxonomy in force"
+                )
+            if not label.permits(p):
+                reasons.append(label.why_not(p) or "purpose not permitted")
+                error = PurposeViolationError
+            elif op is not None and op not in spec.operations:
+                reasons.append(f"the taxonomy does not allow {op.value} for {p.name!r}")
+                error = PurposeViolationError
+            if (
+                grant is not None
+                and op is not None
+                and grant.operations is not None
+                and op not in grant.operations
+            ):
+                reasons.append(f"grant {grant.grant_id} does not cover {op.value}")
+                error = error or GrantError
+        if now >= label.expires_at:
+            reasons.append(f"the label expired at {label.expires_at.isoformat()}")
+            error = error or ExpiredTemplateError
+        if (
+            label.consent is not None
+            and self.consents is not None
+            and self.consents.is_withdrawn(label.consent)
+        ):
+            reasons.append(f"consent {label.consent!r} is withdrawn or unknown")
+            error = error or ConsentError
+        if self.policy is not None:
+            request = AccessRequest(
+                label=label, purpose=p, operation=op, now=now, template_id=tid, context=context
+            )
+            for finding in self.policy.evaluate(request):
+                reasons.append(f"{finding.rule_id}: {finding.reason}")
+                if finding.rule_id not in rule_ids:
+                    rule_ids.append(finding.rule_id)
+                error = error or finding.error
+        if error is None:
+            return Decision(allowed=True, purpose=p, operation=op, template_id=tid, label=label)
+        return Decision(
+            allowed=False,
+            purpose=p,
+            operation=op,
+            template_id=tid,
+            reasons=tuple(reasons),
+            rule_ids=tuple(rule_ids),
+            error=error,
+            label=label,
+        )
+
+    # -- enforcing -----------------------------------------------------------------
+
+    def authorize(
+        self,
+        operation: Operation | None,
+        templates: Sequence[Labelled],
+        *,
+        context: object | None = None,
+        scope: ScopeState | _Active | None = _Active.SCOPE,
+    ) -> Decision:
+        """Check *operation* on *templates* under the active purpose, audit it, enforce it.
+
+        *scope* defaults to the active purpose scope. One audit event records the
+        whole operation. In enforce mode a denial raises
+        the denial's exception (after the event is recorded); in audit mode it issues a
+        :class:`PurposeWarning` and returns the denying decision. Backends and
+        integrations call this; application code uses the templates' own methods.
+
+        Raises:
+            AccessDeniedError: (a subclass) in enforce mode, if any template is denied.
+            AuditError: the audit sink failed; the access is denied in every mode.
+        """
+        state = ACTIVE.get() if isinstance(scope, _Active) else scope
+        p = state.purpose if state is not None else None
+        grant = state.grant if state is not None else None
+        now = self.clock.now()
+        decisions = [
+            self._decide(t.label, t.id, p, operation, now, context, grant) for t in templates
+        ]
+        denied = [d for d in decisions if not d.allowed]
+        if not denied:
+            outcome = Outcome.GRANTED
+        elif self.mode is Mode.ENFORCE:
+            outcome = Outcome.DENIED
+        else:
+            outcome = Outcome.WOULD_DENY
+        verdict = _combine(decisions, denied, p, operation)
+        site, level = caller_site()
+        self._emit(
+            AuditEvent(
+                seq=next(self._seq),
+                at=now,
+                operation=operation,
+                outcome=outcome,
+                purpose=p,
+                template_ids=tuple(t.id for t in templates),
+                subjects=tuple(sorted({t.label.subject for t in templates})),
+                principal=state.principal if state is not None else None,
+                grant_id=grant.grant_id if grant is not None else None,
+                rule_ids=verdict.rule_ids,
+                reason="; ".join(verdict.reasons) if denied else "permitted",
+                site=site,
+            ),
+            operation,
+        )
+        if denied:
+            if self.mode is Mode.ENFORCE:
+                raise verdict.exception()
+            warnings.warn(PurposeWarning(str(verdict), verdict), stacklevel=level + 1)
+        return verdict
+
+    def deny_scope(
+        self,
+        purpose: Purpose,
+        reason: str,
+        error: type[AccessDeniedError],
+        *,
+        principal: str | None = None,
+    ) -> Decision:
+        """Audit a refused purpose scope (escape or grant failure) and enforce it."""
+        decision = Decision(
+            allowed=False,
+            purpose=purpose,
+            operation=None,
+            template_id=None,
+            reasons=(reason,),
+            error=error,
+        )
+        outcome = Outcome.DENIED if self.mode is Mode.ENFORCE else Outcome.WOULD_DENY
+        # A forged or missing grant is never let through, even in audit mode.
+        if error is GrantError:
+            outcome = Outcome.DENIED
+        site, level = caller_site()
+        self._emit(
+            AuditEvent(
+                seq=next(self._seq),
+                at=self.clock.now(),
+                operation=None,
+                outcome=outcome,
+                purpose=purpose,
+                principal=principal,
+                reason=reason,
+                site=site,
+            ),
+            None,
+        )
+        if outcome is Outcome.DENIED:
+            raise decision.exception()
+        warnings.warn(PurposeWarning(str(decision), decision), stacklevel=level + 1)
+        return decision
+
+    def _emit(self, event: AuditEvent, operation: Operation | None) -> None:
+        try:
+            self.audit.emit(event)
+        except Exception as e:
+            what = "use" if operation is None else operation.value
+            raise AuditError(
+                f"the audit sink {type(self.audit).__name__} failed ({type(e).__name__}); "
+                f"the {what} was denied"
+            ) from e
+
+
+def _combine(
+    decisions: list[Decision],
+    denied: list[Decision],
+    p: Purpose | None,
+    operation: Operation | None,
+) -> Decision:
+    if len(decisions) == 1:
+        return decisions[0]
+    if not denied:
+        return Decision(allowed=True, purpose=p, operation=operation, template_id=None)
+    if len(denied) == 1:
+        return denied[0]
+    reasons: list[str] = []
+    rule_ids: list[str] = []
+    for d in denied:
+        reasons.extend(f"template {d.template_id}: {r}" for r in d.reasons)
+        rule_ids.extend(r for r in d.rule_ids if r not in rule_ids)
+    return Decision(
+        allowed=False,
+        purpose=p,
+        operation=operation,
+        template_id=None,
+        reasons=tuple(reasons),
+        rule_ids=tuple(rule_ids),
+        error=denied[0].error,
+    )
+
+
+_default_lock = threading.Lock()
+_default: Guard | None = None
+
+
+def current_guard() -> Guard:
+    """The guard in force here: the innermost :func:`using`, else the process default."""
+    g = GUARD_OVERRIDE.get()
+    if g is not None:
+        return g
+    global _default
+    if _default is None:
+        with _default_lock:
+            if _default is None:
+                _default = Guard()
+    return _default
+
+
+def configure(guard: Guard | None = None, /, **kw: Any) -> Guard:
+    """Set the process-default guard and return the previous one.
+
+    ``configure(mode=Mode.AUDIT, audit=sink)`` builds a fresh ``Guard(**kw)`` (settings
+    not given take their defaults, not the old guard's); ``configure(guard)`` installs
+    *guard* as it is, so ``configure(old)`` restores.
+    """
+    global _default
+    if guard is not None and kw:
+        raise PolicyError("configure() takes a guard or keyword settings, not both")
+    new = guard if guard is not None else Guard(**kw)
+    if not isinstance(new, Guard):
+        raise PolicyError(f"configure() takes a Guard, got {type(new).__name__}")
+    with _default_lock:
+        old = _default if _default is not None else Guard()
+        _default = new
+    return old
+
+
+@contextmanager
+def using(guard: Guard) -> Iterator[Guard]:
+    """Put *guard* in force for the current context (task or thread) only.
+
+    Usable as ``with using(g):`` or as a decorator; meant for tests and for code that
+    runs several configurations side by side.
+    """
+    if not isinstance(guard, Guard):
+        raise PolicyError(f"using() takes a Guard, got {type(guard).__name__}")
+    token = GUARD_OVERRIDE.set(guard)
+    try:
+        yield guard
+    finally:
+        GUARD_OVERRIDE.reset(token)

@@ -1,0 +1,48 @@
+"""Test helpers for code that uses purposeguard: Hypothesis strategies, audit capture.
+
+Needs the ``testing`` extra (``pip install purposeguard[testing]``) for Hypothesis.
+
+- :mod:`purposeguard.testing.strategies`: ``purposes``, ``labels``, ``templates``,
+  ``taxonomies``, ``vectors``, ``operations``. Installing purposeguard registers them
+  with Hypothesis, so ``st.from_type(FaceTemplate)`` works.
+- :func:`capture_audit`: collect the audit events a block of code produces.
+- :class:`~purposeguard.FrozenClock`: a clock that moves only when told to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from purposeguard._clock import FrozenClock
+from purposeguard._events import AuditEvent, MemorySink, MultiSink
+from purposeguard._guard import Guard, current_guard, using
+
+__all__ = ["FrozenClock", "capture_audit", "strategies"]
+
+
+@contextmanager
+def capture_audit(guard: Guard | None = None) -> Iterator[list[AuditEvent]]:
+    """Collect the audit events emitted inside the block, in order.
+
+    The guard in force (or *guard*) keeps working as configured, its sink included;
+    a copy that also records into a list is put in force for the block, and the list
+    is yielded::
+
+        with capture_audit() as events:
+            template.reveal()
+        assert events[-1].outcome == "granted"
+    """
+    base = guard if guard is not None else current_guard()
+    memory = MemorySink()
+    with using(base.evolve(audit=MultiSink(base.audit, memory))):
+        yield memory.events
+
+
+def __getattr__(name: str) -> object:
+    # Import the strategies lazily so that the core works without Hypothesis.
+    if name == "strategies":
+        import importlib
+
+        return importlib.import_module("purposeguard.testing.strategies")
+    raise AttributeError(name)

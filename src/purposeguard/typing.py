@@ -1,0 +1,107 @@
+"""The protocols purposeguard calls into: implement these to plug in your own parts.
+
+Each protocol says who calls it and what an implementation must guarantee. A guard
+library must fail loudly: an implementation that cannot answer must raise, never
+return a permissive default.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Protocol, runtime_checkable
+
+from ._context import VerifiedGrant
+from ._decision import AccessRequest, RuleFinding
+from ._events import AuditEvent
+from ._purposes import Purpose
+
+__all__ = [
+    "AccessRequest",
+    "AuditSink",
+    "Clock",
+    "ConsentLookup",
+    "GrantVerifierLike",
+    "PolicyRules",
+    "RuleFinding",
+    "VerifiedGrant",
+]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where a guard reads the time. Called on every check.
+
+    ``now()`` must return a timezone-aware datetime (UTC preferred) and must not go
+    backwards in production (``FrozenClock`` may, for tests).
+    """
+
+    def now(self) -> datetime:
+        """The current time, timezone-aware."""
+        ...
+
+
+@runtime_checkable
+class AuditSink(Protocol):
+    """Receives one :class:`~purposeguard.audit.AuditEvent` per checked access.
+
+    The guard calls ``emit`` before the access proceeds (and before a denial is
+    raised). If ``emit`` raises, the access is denied with ``AuditError``: a sink must
+    raise rather than drop an event it could not record. ``flush`` makes emitted events
+    durable; ``close`` releases resources. Sinks may be called from several threads.
+    """
+
+    def emit(self, event: AuditEvent) -> None:
+        """Record *event*, or raise."""
+        ...
+
+    def flush(self) -> None:
+        """Make every emitted event durable."""
+        ...
+
+    def close(self) -> None:
+        """Flush and release resources."""
+        ...
+
+
+@runtime_checkable
+class ConsentLookup(Protocol):
+    """Answers whether a consent id is withdrawn. Called on every check of a template
+    whose label names a consent.
+
+    An implementation that does not know the id must answer ``True`` (treat it as
+    withdrawn): fail closed.
+    """
+
+    def is_withdrawn(self, consent_id: str) -> bool:
+        """Whether *consent_id* has been withdrawn (or is unknown)."""
+        ...
+
+
+@runtime_checkable
+class PolicyRules(Protocol):
+    """Rules beyond the label and the taxonomy (jurisdiction presets, company rules).
+
+    The guard calls ``evaluate`` on every check that the label and the taxonomy permit
+    and on every collection, and denies when it returns any finding. It must return
+    *every* rule that denies, not only the first; it must not have side effects.
+    """
+
+    def evaluate(self, request: AccessRequest) -> Iterable[RuleFinding]:
+        """The findings of every rule that denies *request* (empty: no objection)."""
+        ...
+
+
+@runtime_checkable
+class GrantVerifierLike(Protocol):
+    """Checks a signed purpose grant when a ``purpose(name, grant=token)`` scope opens.
+
+    Must raise :class:`~purposeguard.GrantError` for a forged, expired, out-of-audience
+    or out-of-scope grant, and return the verified grant otherwise.
+    """
+
+    def verify(
+        self, token: str, *, purpose: Purpose, principal: str | None, now: datetime
+    ) -> VerifiedGrant:
+        """Verify *token* for *purpose* (and *principal*, if named) at *now*."""
+        ...
