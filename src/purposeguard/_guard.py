@@ -36,7 +36,7 @@ from .typing import AuditSink, Clock, ConsentLookup, GrantVerifierLike, PolicyRu
 if TYPE_CHECKING:
     pass
 
-__all__ = ["Guard", "Labelled", "Mode", "configure", "current_guard", "using"]
+__all__ = ["Guard", "Labelled", "Mode", "PendingAccess", "configure", "current_guard", "using"]
 
 
 class Labelled(Protocol):
@@ -277,57 +277,78 @@ class Guard:
         *,
         context: object | None = None,
         scope: ScopeState | _Active | None = _Active.SCOPE,
+        own_purpose: bool = False,
     ) -> Decision:
         """Check *operation* on *templates* under the active purpose, audit it, enforce it.
 
-        *scope* defaults to the active purpose scope. One audit event records the
-        whole operation. In enforce mode a denial raises
-        the denial's exception (after the event is recorded); in audit mode it issues a
-        :class:`PurposeWarning` and returns the denying decision. Backends and
-        integrations call this; application code uses the templates' own methods.
+        *scope* defaults to the active purpose scope. With ``own_purpose=True`` and no
+        active scope, each template is checked under the first of its own allowed
+        purposes whose taxonomy entry allows the operation (how collection and
+        enrolment are checked outside any scope). One audit event records the whole
+        operation. In enforce mode a denial raises the denial's exception (after the
+        event is recorded); in audit mode it issues a :class:`PurposeWarning` and
+        returns the denying decision. Backends and integrations call this;
+        application code uses the templates' own methods.
 
         Raises:
             AccessDeniedError: (a subclass) in enforce mode, if any template is denied.
             AuditError: the audit sink failed; the access is denied in every mode.
         """
+        return self.begin(
+            operation, templates, context=context, scope=scope, own_purpose=own_purpose
+        ).commit()
+
+    def begin(
+        self,
+        operation: Operation | None,
+        templates: Sequence[Labelled],
+        *,
+        context: object | None = None,
+        scope: ScopeState | _Active | None = _Active.SCOPE,
+        own_purpose: bool = False,
+    ) -> PendingAccess:
+        """Decide like :meth:`authorize`, but audit and enforce only at ``commit()``.
+
+        For operations whose audit record names what they found (a search records the
+        ids it returns): decide, do the work if permitted, then ``commit`` with the
+        extra ids before handing anything to the caller. A pending access that is never
+        committed has not been audited, so its result must not be released.
+        """
         state = ACTIVE.get() if isinstance(scope, _Active) else scope
         p = state.purpose if state is not None else None
         grant = state.grant if state is not None else None
         now = self.clock.now()
-        decisions = [
-            self._decide(t.label, t.id, p, operation, now, context, grant) for t in templates
-        ]
-        denied = [d for d in decisions if not d.allowed]
-        if not denied:
-            outcome = Outcome.GRANTED
-        elif self.mode is Mode.ENFORCE:
-            outcome = Outcome.DENIED
+        if own_purpose and state is None and templates:
+            chosen = [self._own_purpose(t.label, operation) for t in templates]
+            decisions = [
+                self._decide(t.label, t.id, c, operation, now, context, None)
+                for t, c in zip(templates, chosen, strict=True)
+            ]
+            if len(set(chosen)) == 1:
+                p = chosen[0]
         else:
-            outcome = Outcome.WOULD_DENY
-        verdict = _combine(decisions, denied, p, operation)
-        site, level = caller_site()
-        self._emit(
-            AuditEvent(
-                seq=next(self._seq),
-                at=now,
-                operation=operation,
-                outcome=outcome,
-                purpose=p,
-                template_ids=tuple(t.id for t in templates),
-                subjects=tuple(sorted({t.label.subject for t in templates})),
-                principal=state.principal if state is not None else None,
-                grant_id=grant.grant_id if grant is not None else None,
-                rule_ids=verdict.rule_ids,
-                reason="; ".join(verdict.reasons) if denied else "permitted",
-                site=site,
-            ),
-            operation,
+            decisions = [
+                self._decide(t.label, t.id, p, operation, now, context, grant) for t in templates
+            ]
+        denied = [d for d in decisions if not d.allowed]
+        return PendingAccess(
+            guard=self,
+            operation=operation,
+            purpose=p,
+            state=state,
+            now=now,
+            template_ids=tuple(t.id for t in templates),
+            subjects=tuple({t.label.subject for t in templates}),
+            verdict=_combine(decisions, denied, p, operation),
         )
-        if denied:
-            if self.mode is Mode.ENFORCE:
-                raise verdict.exception()
-            warnings.warn(PurposeWarning(str(verdict), verdict), stacklevel=level + 1)
-        return verdict
+
+    def _own_purpose(self, label: Label, operation: Operation | None) -> Purpose:
+        candidates = sorted(label.allowed)
+        for c in candidates:
+            spec = self.taxonomy._specs.get(c)
+            if spec is not None and (operation is None or operation in spec.operations):
+                return c
+        return candidates[0]
 
     def deny_scope(
         self,
@@ -378,6 +399,109 @@ class Guard:
                 f"the audit sink {type(self.audit).__name__} failed ({type(e).__name__}); "
                 f"the {what} was denied"
             ) from e
+
+
+class PendingAccess:
+    """A decided but not yet audited access (see :meth:`Guard.begin`)."""
+
+    __slots__ = (
+        "_done",
+        "guard",
+        "now",
+        "operation",
+        "purpose",
+        "state",
+        "subjects",
+        "template_ids",
+        "verdict",
+    )
+
+    def __init__(
+        self,
+        *,
+        guard: Guard,
+        operation: Operation | None,
+        purpose: Purpose | None,
+        state: ScopeState | None,
+        now: datetime,
+        template_ids: tuple[str, ...],
+        subjects: tuple[str, ...],
+        verdict: Decision,
+    ) -> None:
+        self.guard = guard
+        self.operation = operation
+        self.purpose = purpose
+        self.state = state
+        self.now = now
+        self.template_ids = template_ids
+        self.subjects = subjects
+        self.verdict = verdict
+        self._done = False
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the access is permitted."""
+        return self.verdict.allowed
+
+    @property
+    def proceeds(self) -> bool:
+        """Whether the access goes ahead: permitted, or denied in audit mode."""
+        return self.verdict.allowed or self.guard.mode is Mode.AUDIT
+
+    def commit(
+        self,
+        *,
+        extra_ids: Sequence[str] = (),
+        extra_subjects: Sequence[str] = (),
+        note: str | None = None,
+    ) -> Decision:
+        """Emit the one audit event (with *extra_ids* and *extra_subjects* appended),
+        then raise the denial in enforce mode or warn in audit mode.
+
+        Raises:
+            AccessDeniedError: (a subclass) a denial, in enforce mode.
+            AuditError: the sink failed; the access is denied in every mode.
+        """
+        if self._done:
+            raise PolicyError("this access was already committed")
+        self._done = True
+        verdict = self.verdict
+        guard = self.guard
+        denied = not verdict.allowed
+        if not denied:
+            outcome = Outcome.GRANTED
+        elif guard.mode is Mode.ENFORCE:
+            outcome = Outcome.DENIED
+        else:
+            outcome = Outcome.WOULD_DENY
+        state = self.state
+        grant = state.grant if state is not None else None
+        reason = "; ".join(verdict.reasons) if denied else "permitted"
+        if note:
+            reason = f"{note}: {reason}"
+        site, level = caller_site()
+        guard._emit(
+            AuditEvent(
+                seq=next(guard._seq),
+                at=self.now,
+                operation=self.operation,
+                outcome=outcome,
+                purpose=self.purpose,
+                template_ids=self.template_ids + tuple(extra_ids),
+                subjects=tuple(sorted({*self.subjects, *extra_subjects})),
+                principal=state.principal if state is not None else None,
+                grant_id=grant.grant_id if grant is not None else None,
+                rule_ids=verdict.rule_ids,
+                reason=reason,
+                site=site,
+            ),
+            self.operation,
+        )
+        if denied:
+            if guard.mode is Mode.ENFORCE:
+                raise verdict.exception()
+            warnings.warn(PurposeWarning(str(verdict), verdict), stacklevel=level + 1)
+        return verdict
 
 
 def _combine(

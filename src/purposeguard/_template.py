@@ -11,7 +11,6 @@ import numpy as np
 import numpy.typing as npt
 
 from ._clock import ensure_aware
-from ._context import ACTIVE
 from ._errors import AccessDeniedError, InvalidTemplateError, PolicyError
 from ._guard import Guard, current_guard
 from ._labels import Label
@@ -390,20 +389,5 @@ def _check_retention(
 
 
 def _authorize_collect(guard: Guard, template: FaceTemplate, context: object | None) -> None:
-    label = template._label
-    state = ACTIVE.get()
-    if state is None:
-        # No scope: the label itself must allow COLLECT for some purpose. Check it under
-        # the first purpose that allows it (or the first purpose, to produce a denial).
-        candidates = sorted(label.allowed)
-        chosen = next(
-            (p for p in candidates if Operation.COLLECT in guard.taxonomy._specs[p].operations),
-            candidates[0],
-        )
-        from ._context import ScopeState
-
-        guard.authorize(
-            Operation.COLLECT, (template,), context=context, scope=ScopeState(purpose=chosen)
-        )
-    else:
-        guard.authorize(Operation.COLLECT, (template,), context=context)
+    # Outside a scope the label itself must allow COLLECT for one of its purposes.
+    guard.authorize(Operation.COLLECT, (template,), context=context, own_purpose=True)

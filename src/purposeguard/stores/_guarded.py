@@ -1,0 +1,277 @@
+"""GuardedStore: an embedding database that obeys the labels of what it holds."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+
+from purposeguard._errors import (
+    AccessDeniedError,
+    InvalidTemplateError,
+    PolicyError,
+    TemplateNotFoundError,
+)
+from purposeguard._guard import Guard, current_guard
+from purposeguard._labels import Label
+from purposeguard._purposes import Operation, Purpose
+from purposeguard._taxonomy import Taxonomy
+from purposeguard._template import FaceTemplate
+
+from ._protocol import VectorBackend
+from ._records import Record, SearchFilter, to_us
+
+__all__ = ["GuardedStore", "Match"]
+
+
+@attrs.frozen
+class Match:
+    """One search result: best first; ``score`` is cosine similarity."""
+
+    template_id: str
+    subject: str
+    score: float
+
+
+class GuardedStore:
+    """Wraps a :class:`VectorBackend` so every use obeys the stored templates' labels.
+
+    - ``enrol``/``enrol_many`` are STOREs, checked against each template's label (and
+      the active purpose, inside a scope); they return once the backend has made the
+      batch durable; a batch is atomic.
+    - ``search(probe, k)`` is a SEARCH under the active purpose: the probe must permit
+      it, and the gallery is filtered inside the engine, before ranking, to templates
+      whose labels permit the purpose and have not expired. Results are checked again
+      against the full guard (consent, policy rules) and the search refills if any fails.
+    - ``get(id)`` returns a template only if its label permits the active purpose and
+      it has not expired; otherwise it is reported exactly like a missing id.
+    - ``erase_subject``, ``withdraw_consent`` and ``purge_expired`` delete from the
+      engine and its index and return how many templates they removed.
+
+    Args:
+        backend: the engine adapter.
+        guard: the guard to use; by default the guard in force at each call.
+    """
+
+    def __init__(self, backend: VectorBackend, *, guard: Guard | None = None) -> None:
+        if not isinstance(backend, VectorBackend):
+            raise PolicyError(
+                f"backend must implement purposeguard.stores.VectorBackend "
+                f"(got {type(backend).__name__})"
+            )
+        if guard is not None and not isinstance(guard, Guard):
+            raise PolicyError(f"guard must be a Guard, got {type(guard).__name__}")
+        self._backend = backend
+        self._guard = guard
+        self._permits: dict[tuple[int, frozenset[Purpose], frozenset[Purpose]], frozenset[str]]
+        self._permits = {}
+        self._lock = threading.Lock()
+
+    @property
+    def backend(self) -> VectorBackend:
+        """The wrapped backend (its methods bypass the guard: keep it private)."""
+        return self._backend
+
+    @property
+    def guard(self) -> Guard:
+        """The guard this store uses now."""
+        return self._guard if self._guard is not None else current_guard()
+
+    # -- enrolment ---------------------------------------------------------------------
+
+    def enrol(self, template: FaceTemplate) -> str:
+        """Store *template* (a STORE, audited); return its id once durable."""
+        return self.enrol_many([template])[0]
+
+    def enrol_many(self, templates: Iterable[FaceTemplate]) -> list[str]:
+        """Store *templates* as one atomic batch (one audit event); return their ids.
+
+        Raises:
+            InvalidTemplateError: not templates, repeated ids, or a dimension mismatch
+                (nothing is stored).
+            AccessDeniedError: (a subclass) a template may not be stored (nothing is).
+        """
+        batch = list(templates)
+        for t in batch:
+            if not isinstance(t, FaceTemplate):
+                raise InvalidTemplateError(
+                    f"only FaceTemplates can be enrolled, got {type(t).__name__}"
+                )
+        if not batch:
+            return []
+        dim = self._backend.dim
+        dims = {t.dim for t in batch}
+        if len(dims) > 1 or (dim is not None and dims != {dim}):
+            want = dim if dim is not None else min(dims)
+            raise InvalidTemplateError(
+                f"dimension mismatch: the store holds {want}-d templates, the batch has "
+                f"{', '.join(str(d) for d in sorted(dims))}-d"
+            )
+        guard = self.guard
+        guard.authorize(Operation.STORE, batch, own_purpose=True)
+        records = [self._record(t, guard.taxonomy) for t in batch]
+        self._backend.add(records)
+        return [t.id for t in batch]
+
+    def _record(self, t: FaceTemplate, taxonomy: Taxonomy) -> Record:
+        label = t.label
+        key = (id(taxonomy), label.allowed, label.prohibited)
+        permits = self._permits.get(key)
+        if permits is None:
+            permits = frozenset(p.name for p in taxonomy if label.permits(p))
+            with self._lock:
+                if len(self._permits) > 4096:
+                    self._permits.clear()
+                self._permits[key] = permits
+        values = t._values()
+        vec = values if values.dtype == np.float32 else values.astype(np.float32)
+        return Record(template_id=t.id, vector=vec, label=label, permits=permits)
+
+    # -- search and fetch --------------------------------------------------------------
+
+    def search(self, probe: FaceTemplate, k: int = 10) -> list[Match]:
+        """The *k* best matches for *probe* among templates that permit the active
+        purpose for SEARCH and have not expired, best first.
+
+        Raises:
+            InvalidTemplateError: *probe* is not a template, has the wrong dimension,
+                or *k* is not a positive integer.
+            AccessDeniedError: (a subclass) the probe does not permit the search, or
+                the active purpose does not allow SEARCH (1:1 verification purposes).
+        """
+        if not isinstance(probe, FaceTemplate):
+            raise InvalidTemplateError(
+                f"the probe must be a FaceTemplate, got {type(probe).__name__}"
+            )
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise InvalidTemplateError("k must be a positive integer")
+        dim = self._backend.dim
+        if dim is not None and probe.dim != dim:
+            raise InvalidTemplateError(
+                f"dimension mismatch: the store holds {dim}-d templates, the probe is "
+                f"{probe.dim}-d"
+            )
+        guard = self.guard
+        pending = guard.begin(Operation.SEARCH, (probe,))
+        p = pending.purpose
+        if not pending.proceeds or p is None or dim is None:
+            pending.commit()  # raises in enforce mode; audits an empty search otherwise
+            return []
+        if Operation.SEARCH not in guard.taxonomy.spec(p).operations:
+            pending.commit()
+            return []
+        query = probe._values().astype(np.float32, copy=False)
+        now = pending.now
+        flt = SearchFilter(purpose=p.name, now_us=to_us(now))
+        grant = pending.state.grant if pending.state is not None else None
+        checked = guard.policy is not None or guard.consents is not None
+        want = k
+        while True:
+            hits = self._backend.search(query, want, flt)
+            found = [
+                Match(h.template_id, h.label.subject, h.score)
+                for h in hits
+                if not checked
+                or guard._decide(h.label, h.template_id, p, Operation.SEARCH, now, None, grant)
+            ]
+            if len(found) >= k or len(hits) < want:
+                break
+            want *= 4
+        found = found[:k]
+        pending.commit(
+            extra_ids=[m.template_id for m in found],
+            extra_subjects=[m.subject for m in found],
+            note=f"search k={k} returned {len(found)}",
+        )
+        return found
+
+    def get(self, template_id: str) -> FaceTemplate:
+        """The template with *template_id*, if the active purpose may see it.
+
+        Needs an active purpose the label permits; an expired or non-permitted
+        template is reported exactly as a missing one (the denial is audited).
+
+        Raises:
+            TemplateNotFoundError: missing, expired, or not visible under the purpose.
+        """
+        missing = TemplateNotFoundError(f"template {template_id!s:.64} not found")
+        if not isinstance(template_id, str):
+            raise missing
+        guard = self.guard
+        rec = self._backend.fetch(template_id)
+        if rec is None:
+            guard.begin(None, ()).commit(
+                extra_ids=[template_id[:64]], note="get of an unknown template id"
+            )
+            raise missing
+        template = FaceTemplate._new(rec.vector, rec.label, rec.template_id)
+        try:
+            guard.authorize(None, (template,))
+        except AccessDeniedError:
+            raise missing from None
+        return template
+
+    # -- erasure -----------------------------------------------------------------------
+
+    def erase_subject(self, subject: str) -> int:
+        """Delete every template of *subject* (a DELETE, always permitted, audited)."""
+        if not isinstance(subject, str) or not subject:
+            raise InvalidTemplateError("subject must be a non-empty string")
+        self.guard.begin(Operation.DELETE, ()).commit(
+            extra_subjects=[subject], note="erase_subject"
+        )
+        return self._backend.delete_matching(subject=subject)
+
+    def withdraw_consent(self, consent_id: str) -> int:
+        """Delete every template resting on *consent_id*; also marks the consent
+        withdrawn in the guard's consent registry, if it keeps one."""
+        if not isinstance(consent_id, str) or not consent_id:
+            raise InvalidTemplateError("consent_id must be a non-empty string")
+        guard = self.guard
+        guard.begin(Operation.DELETE, ()).commit(note=f"withdraw_consent {consent_id}")
+        withdraw = getattr(guard.consents, "withdraw", None)
+        if callable(withdraw):
+            withdraw(consent_id)
+        return self._backend.delete_matching(consent=consent_id)
+
+    def purge_expired(self) -> int:
+        """Delete every template expired at the guard's clock time."""
+        guard = self.guard
+        now = guard.now()
+        guard.begin(Operation.DELETE, ()).commit(note="purge_expired")
+        return self._backend.delete_matching(expired_at_us=to_us(now))
+
+    # -- inspection --------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return self._backend.count()
+
+    def stats(self) -> dict[str, Any]:
+        """Counts for reports: templates, distinct subjects, dimension, backend name."""
+        return {
+            "backend": self._backend.name,
+            "templates": self._backend.count(),
+            "subjects": self._backend.subjects(),
+            "dim": self._backend.dim,
+        }
+
+    def close(self) -> None:
+        """Close the backend."""
+        self._backend.close()
+
+    def __enter__(self) -> GuardedStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<GuardedStore over {self._backend.name}: {self._backend.count()} templates>"
+
+
+def labels_of(records: Sequence[Record]) -> list[Label]:
+    """The labels of *records* (helper for backends and tests)."""
+    return [r.label for r in records]
