@@ -6,8 +6,6 @@ it works for; every use of a template is checked against the label, enforced or
 reported, and audited.
 """
 
-from __future__ import annotations
-
 from ._clock import FrozenClock, SystemClock
 from ._context import VerifiedGrant
 from ._decision import AccessRequest, Decision, RuleFinding

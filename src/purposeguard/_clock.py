@@ -16,7 +16,10 @@ def ensure_aware(value: object, what: str) -> datetime:
         raise PolicyError(f"{what} must be a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise PolicyError(f"{what} must be timezone-aware (got a naive datetime)")
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise PolicyError(f"{what} is out of range once converted to UTC") from None
 
 
 class SystemClock:

@@ -94,6 +94,11 @@ def _is(proto: type, what: str, optional: bool = True) -> Callable[[Any, Any, An
 
 
 _INTERNAL = "purposeguard"
+_INTERNED = Purpose._interned  # name -> Purpose: what Purpose(name) returns, if known
+_GRANTED_LIMIT = 4096  # granted decisions a guard keeps for reuse
+
+
+_internal_modules: dict[str, bool] = {}  # module name -> _is_internal(name)
 
 
 def _is_internal(module: str) -> bool:
@@ -107,13 +112,33 @@ def caller_site(start: int = 2) -> tuple[str, int]:
     counted from the frame *start* levels above this function's caller."""
     f: Any = sys._getframe(start)
     level = 1
+    known = _internal_modules
     while f is not None:
         mod = f.f_globals.get("__name__", "?")
-        if not _is_internal(mod):
+        internal = known.get(mod)
+        if internal is None:
+            internal = _is_internal(mod)
+            if len(known) < 4096:
+                known[mod] = internal
+        if not internal:
             return f"{mod}:{f.f_code.co_qualname}", level
         f = f.f_back
         level += 1
     return "?", 1
+
+
+def _outside_level() -> int:
+    """The stacklevel, for a warning issued by this function's caller, of the first
+    frame outside purposeguard and attrs (``Guard(...)`` or ``guard.evolve(...)``)."""
+    f: Any = sys._getframe(1)
+    level = 1
+    while f is not None:
+        mod = f.f_globals.get("__name__", "?")
+        if not (_is_internal(mod) or mod.split(".")[0] in ("attr", "attrs")):
+            return level
+        f = f.f_back
+        level += 1
+    return 1
 
 
 @attrs.frozen(kw_only=True)
@@ -155,14 +180,20 @@ class Guard:
     _seq: Iterator[int] = attrs.field(
         factory=lambda: itertools.count(1), init=False, eq=False, repr=False
     )
+    # Granted decisions, reused: see _decide. Keyed by (id(label), template id, purpose,
+    # operation); each value holds its label, so that id cannot be reused while cached.
+    _granted: dict[tuple[object, ...], Decision] = attrs.field(
+        factory=dict, init=False, eq=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.require_grants and self.grant_verifier is None:
             raise PolicyError("require_grants=True needs a grant_verifier")
         announce = getattr(self.policy, "guard_warnings", None)
         if callable(announce):
+            level = _outside_level()
             for message in announce():
-                warnings.warn(PurposeWarning(str(message)), stacklevel=4)
+                warnings.warn(PurposeWarning(str(message)), stacklevel=level)
 
     def evolve(self, **changes: Any) -> Guard:
         """A copy of this guard with *changes* applied (a fresh audit sequence)."""
@@ -195,7 +226,9 @@ class Guard:
             label, tid = template, None
         else:
             label, tid = template.label, template.id
-        p = None if purpose is None else Purpose(purpose)
+        p = _INTERNED.get(purpose) if type(purpose) is str else None
+        if p is None and purpose is not None:
+            p = Purpose(purpose)
         return self._decide(label, tid, p, operation, self.clock.now(), context, None)
 
     def _decide(
@@ -209,7 +242,30 @@ class Guard:
         grant: VerifiedGrant | None,
     ) -> Decision:
         if op is Operation.DELETE:
+            if p is not None and p not in self.taxonomy._specs:
+                raise PolicyError(
+                    f"unknown purpose {p.name!r}: it is not in the taxonomy in force"
+                )
             return Decision(allowed=True, purpose=p, operation=op, template_id=tid, label=label)
+        # Fast path. Conformance and the taxonomy's operations depend only on the
+        # (immutable) label, taxonomy, purpose and operation, so a granted decision can
+        # be reused once expiry and consent, which change with time, are checked again.
+        # Not with a grant or a policy in force: those are evaluated every time.
+        cacheable = grant is None and self.policy is None
+        if cacheable:
+            key = (id(label), tid, p, op)
+            hit = self._granted.get(key)
+            if (
+                hit is not None
+                and hit._label is label
+                and now < label.expires_at
+                and (
+                    label.consent is None
+                    or self.consents is None
+                    or not self.consents.is_withdrawn(label.consent)
+                )
+            ):
+                return hit
         reasons: list[str] = []
         rule_ids: list[str] = []
         error: type[AccessDeniedError] | None = None
@@ -256,7 +312,10 @@ class Guard:
                     rule_ids.append(finding.rule_id)
                 error = error or finding.error
         if error is None:
-            return Decision(allowed=True, purpose=p, operation=op, template_id=tid, label=label)
+            granted = Decision(allowed=True, purpose=p, operation=op, template_id=tid, label=label)
+            if cacheable:
+                self._remember(key, granted)
+            return granted
         return Decision(
             allowed=False,
             purpose=p,
@@ -267,6 +326,12 @@ class Guard:
             error=error,
             label=label,
         )
+
+    def _remember(self, key: tuple[object, ...], decision: Decision) -> None:
+        cache = self._granted
+        if len(cache) >= _GRANTED_LIMIT:
+            cache.clear()
+        cache[key] = decision
 
     # -- enforcing -----------------------------------------------------------------
 
@@ -331,23 +396,56 @@ class Guard:
                 self._decide(t.label, t.id, p, operation, now, context, grant) for t in templates
             ]
         denied = [d for d in decisions if not d.allowed]
+        if denied or len(decisions) == 1:
+            verdict = _combine(decisions, denied, p, operation)
+        else:
+            # Every template granted: the combined verdict depends on p and operation only.
+            key = (None, None, p, operation)
+            cached = self._granted.get(key)
+            if cached is None:
+                cached = _combine(decisions, denied, p, operation)
+                self._remember(key, cached)
+            verdict = cached
         return PendingAccess(
             guard=self,
             operation=operation,
             purpose=p,
             state=state,
             now=now,
-            template_ids=tuple(t.id for t in templates),
+            template_ids=tuple([t.id for t in templates]),
             subjects=tuple({t.label.subject for t in templates}),
-            verdict=_combine(decisions, denied, p, operation),
+            verdict=verdict,
         )
 
     def _own_purpose(self, label: Label, operation: Operation | None) -> Purpose:
+        # The first purpose the label permits whose taxonomy entry allows the
+        # operation: its allowed purposes first (the usual case), then descendants of an
+        # allowed purpose that itself allows the operation (an allowed purpose may be
+        # unusable because a descendant of it is prohibited while other descendants
+        # stay permitted). An allowed purpose that does not allow the operation (the
+        # bare root 'face') never lends it to its descendants.
+        specs = self.taxonomy._specs
         candidates = sorted(label.allowed)
+
+        def usable(c: Purpose) -> bool:
+            spec = specs.get(c)
+            return (
+                spec is not None
+                and (operation is None or operation in spec.operations)
+                and label.permits(c)
+            )
+
         for c in candidates:
-            spec = self.taxonomy._specs.get(c)
-            if spec is not None and (operation is None or operation in spec.operations):
+            if usable(c):
                 return c
+        for a in candidates:
+            spec = specs.get(a)
+            if spec is None or (operation is not None and operation not in spec.operations):
+                continue
+            below = sorted((q for q in specs if q.is_within(a)), key=lambda q: (q.depth, q.name))
+            for c in below:
+                if usable(c):
+                    return c
         return candidates[0]
 
     def deny_scope(
@@ -387,7 +485,10 @@ class Guard:
         )
         if outcome is Outcome.DENIED:
             raise decision.exception()
-        warnings.warn(PurposeWarning(str(decision), decision), stacklevel=level + 1)
+        warnings.warn(
+            PurposeWarning(f"audit mode let this through: {decision}", decision),
+            stacklevel=level + 1,
+        )
         return decision
 
     def _emit(self, event: AuditEvent, operation: Operation | None) -> None:
@@ -500,7 +601,10 @@ class PendingAccess:
         if denied:
             if guard.mode is Mode.ENFORCE:
                 raise verdict.exception()
-            warnings.warn(PurposeWarning(str(verdict), verdict), stacklevel=level + 1)
+            warnings.warn(
+                PurposeWarning(f"audit mode let this through: {verdict}", verdict),
+                stacklevel=level + 1,
+            )
         return verdict
 
 

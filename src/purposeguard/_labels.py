@@ -38,11 +38,28 @@ def _purposes(value: Any) -> frozenset[Purpose]:
 def _strs(value: Any) -> frozenset[str]:
     if isinstance(value, str):
         return frozenset((value,))
-    return frozenset(value)
+    try:
+        return frozenset(value)
+    except TypeError:
+        raise PolicyError("jurisdictions must be a string or an iterable of strings") from None
 
 
 def _lineage(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value)
+    if isinstance(value, str):
+        return (value,)
+    try:
+        return tuple(value)
+    except TypeError:
+        raise PolicyError("lineage must be an iterable of strings") from None
+
+
+def _encodable(value: str) -> bool:
+    # Lone surrogates cannot be encoded; such a label would have no canonical bytes.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _aware(value: Any) -> datetime:
@@ -54,17 +71,20 @@ def _aware_or_none(value: Any) -> datetime | None:
 
 
 def _check_subject(_: Any, __: attrs.Attribute[str], value: object) -> None:
-    if not isinstance(value, str) or not value.strip():
+    if not isinstance(value, str) or not value.strip() or not _encodable(value):
         raise PolicyError("subject must be a non-empty string")
 
 
 def _check_consent(_: Any, __: attrs.Attribute[str | None], value: object) -> None:
-    if value is not None and (not isinstance(value, str) or not value.strip()):
+    if value is not None and (
+        not isinstance(value, str) or not value.strip() or not _encodable(value)
+    ):
         raise PolicyError("consent must be a non-empty string id or None")
 
 
 def _ts(value: datetime) -> str:
-    return value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # isoformat, unlike strftime's %Y, always gives four-digit years (0005, not 5).
+    return value.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @attrs.frozen(kw_only=True)
@@ -106,10 +126,10 @@ class Label:
         if self.collected_at is not None and self.expires_at <= self.collected_at:
             raise PolicyError("expires_at must be after collected_at")
         for j in self.jurisdictions:
-            if not isinstance(j, str) or not j:
+            if not isinstance(j, str) or not j or not _encodable(j):
                 raise PolicyError("jurisdictions must be non-empty strings")
         for step in self.lineage:
-            if not isinstance(step, str):
+            if not isinstance(step, str) or not _encodable(step):
                 raise PolicyError("lineage entries must be strings")
 
     # -- conformance ---------------------------------------------------------------
@@ -267,7 +287,7 @@ class Label:
         """Decode :meth:`to_bytes` output; anything not canonical is a ``PolicyError``."""
         try:
             raw = json.loads(bytes(data).decode("utf-8"))
-        except (UnicodeDecodeError, ValueError, TypeError):
+        except (UnicodeDecodeError, ValueError, TypeError, RecursionError):
             raise PolicyError("malformed label encoding") from None
         if not isinstance(raw, dict) or set(raw) != _KEYS or raw["v"] != _ENCODING_VERSION:
             raise PolicyError("malformed label encoding: unexpected fields or version")

@@ -45,6 +45,12 @@ class Purpose:
             return found
         if not isinstance(name, str):
             raise PolicyError(f"a purpose must be a str or Purpose, got {type(name).__name__}")
+        if type(name) is not str:
+            # A str subclass (e.g. a StrEnum member) is stored as the plain str it holds.
+            name = str.__str__(name)
+            found = cls._interned.get(name)
+            if found is not None:
+                return found
         if len(name) > _MAX_LEN or _NAME.fullmatch(name) is None:
             shown = name if len(name) <= 80 else name[:77] + "..."
             raise PolicyError(
@@ -123,6 +129,9 @@ class Purpose:
         return self._name >= other._name
 
     def __setattr__(self, name: str, value: object) -> None:
+        raise AttributeError("Purpose is immutable")
+
+    def __delattr__(self, name: str) -> None:
         raise AttributeError("Purpose is immutable")
 
     def __reduce__(self) -> tuple[object, ...]:

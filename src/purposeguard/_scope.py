@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from contextvars import Token
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -62,7 +62,7 @@ class PurposeScope:
     concurrent tasks, enter it in each task or decorate the task's function.
     """
 
-    __slots__ = ("_grant", "_principal", "_purpose", "_tokens")
+    __slots__ = ("_grant", "_principal", "_purpose", "_state", "_tokens")
 
     def __init__(
         self, name: PurposeLike, *, grant: str | None = None, principal: str | None = None
@@ -75,6 +75,8 @@ class PurposeScope:
         self._grant = grant
         self._principal = principal
         self._tokens: list[Token[ScopeState | None]] = []
+        # The last grant-less state this scope put in force (immutable, so reusable).
+        self._state: ScopeState | None = None
 
     @property
     def purpose(self) -> Purpose:
@@ -84,7 +86,8 @@ class PurposeScope:
     def _enter(self) -> Token[ScopeState | None]:
         guard = current_guard()
         p = self._purpose
-        guard.taxonomy.require((p,))
+        if p not in guard.taxonomy._specs:
+            guard.taxonomy.require((p,))
         outer = ACTIVE.get()
         principal = self._principal
         if principal is None and outer is not None:
@@ -110,6 +113,11 @@ class PurposeScope:
                 GrantError,
                 principal=principal,
             )
+        if grant is None:
+            state = self._state
+            if state is None or state.principal != principal:
+                state = self._state = ScopeState(purpose=p, principal=principal)
+            return ACTIVE.set(state)
         return ACTIVE.set(ScopeState(purpose=p, principal=principal, grant=grant))
 
     def _verify(self, p: Purpose, principal: str | None) -> VerifiedGrant:
@@ -155,7 +163,9 @@ class PurposeScope:
         self.__exit__(et, ev, tb)
 
     @overload
-    def __call__(self, fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]: ...
+    def __call__(
+        self, fn: Callable[P, Coroutine[Any, Any, R]]
+    ) -> Callable[P, Coroutine[Any, Any, R]]: ...
     @overload
     def __call__(self, fn: Callable[P, R]) -> Callable[P, R]: ...
     def __call__(self, fn: Callable[P, Any]) -> Callable[P, Any]:
@@ -210,16 +220,18 @@ def _scoped(scope: PurposeScope, fn: Callable[P, Any], *, admit: bool) -> Callab
     return run
 
 
-def _find_templates(value: object, out: list[FaceTemplate], depth: int = 0) -> None:
+def _find_templates(
+    value: object, out: list[FaceTemplate], depth: int = 0, *, sets: bool = True
+) -> None:
     if isinstance(value, FaceTemplate):
         out.append(value)
     elif depth < _MAX_NESTING:
-        if isinstance(value, list | tuple | set | frozenset):
+        if isinstance(value, list | tuple) or (sets and isinstance(value, set | frozenset)):
             for v in value:
-                _find_templates(v, out, depth + 1)
+                _find_templates(v, out, depth + 1, sets=sets)
         elif isinstance(value, dict):
             for v in value.values():
-                _find_templates(v, out, depth + 1)
+                _find_templates(v, out, depth + 1, sets=sets)
 
 
 def _admit(args: tuple[object, ...], kwargs: dict[str, object]) -> None:
@@ -279,17 +291,18 @@ def _label_result(value: object, label: Label, name: str, depth: int = 0) -> obj
 
 
 @overload
-def transform(fn: Callable[P, R], /) -> Callable[P, Any]: ...
+def transform(fn: Callable[P, R], /) -> Callable[..., Any]: ...
 @overload
 def transform(
     fn: None = None, /, *, name: str | None = None
-) -> Callable[[Callable[P, R]], Callable[P, Any]]: ...
+) -> Callable[[Callable[P, R]], Callable[..., Any]]: ...
 @overload
-def transform(name: str, /) -> Callable[[Callable[P, R]], Callable[P, Any]]: ...
+def transform(name: str, /) -> Callable[[Callable[P, R]], Callable[..., Any]]: ...
 def transform(fn: Any = None, /, *, name: str | None = None) -> Any:
     """Mark a function over numpy arrays as a transformation of face data.
 
-    Called with templates (as arguments, or inside lists, tuples or dict values), it is
+    Called with templates (as arguments, or inside lists, tuples or dict values; sets
+    are passed through unchanged, since arrays cannot be set members), it is
     a TRANSFORM under the active purpose: the function gets read-only copies of the
     values, and every array it returns becomes a new template whose label combines the
     inputs' labels (narrowest common purposes, union of prohibitions, earliest expiry)
@@ -308,13 +321,14 @@ def transform(fn: Any = None, /, *, name: str | None = None) -> Any:
         def run(*args: P.args, **kwargs: P.kwargs) -> Any:
             found: list[FaceTemplate] = []
             for a in args:
-                _find_templates(a, found)
+                _find_templates(a, found, sets=False)
             for v in kwargs.values():
-                _find_templates(v, found)
+                _find_templates(v, found, sets=False)
             if not found:
                 return f(*args, **kwargs)
-            current_guard().authorize(Operation.TRANSFORM, found)
+            # Combine first: labels that cannot be combined must not log a granted use.
             label = Label.combine(*(t.label for t in found), step=f"transform:{tname}")
+            current_guard().authorize(Operation.TRANSFORM, found)
             new_args = cast(Any, tuple(_release(a) for a in args))
             new_kwargs = cast(Any, {k: _release(v) for k, v in kwargs.items()})
             return _label_result(f(*new_args, **new_kwargs), label, tname)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
@@ -107,6 +108,8 @@ class Taxonomy:
                     )
                 effective = declared
             retention = node.max_retention
+            if retention is not None and not isinstance(retention, timedelta):
+                raise PolicyError(f"purpose {p.name!r}: max_retention must be a timedelta")
             if retention is not None and retention <= timedelta(0):
                 raise PolicyError(f"purpose {p.name!r}: max_retention must be positive")
             if parent is not None and parent.max_retention is not None:
@@ -203,7 +206,10 @@ class Taxonomy:
                     or days <= 0
                 ):
                     raise PolicyError(f"{where}: max_retention_days must be a positive number")
-                retention = timedelta(days=days)
+                try:
+                    retention = timedelta(days=days)
+                except OverflowError:
+                    raise PolicyError(f"{where}: max_retention_days is too large") from None
             for flag in ("sensitive", "separate_consent"):
                 if flag in entry and not isinstance(entry[flag], bool):
                     raise PolicyError(f"{where}: {flag} must be true or false")
@@ -224,7 +230,11 @@ class Taxonomy:
 
         Errors name the file and, where it can be found, the line of the offending entry.
         """
-        text = open(path, encoding="utf-8").read()  # noqa: SIM115 - read in one go
+        with open(path, encoding="utf-8") as f:
+            try:
+                text = f.read()
+            except UnicodeDecodeError as e:
+                raise PolicyError(f"{path}: not UTF-8 text ({e.reason})") from None
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:
@@ -333,8 +343,10 @@ def _line_hint(text: str, message: str) -> str:
     if start < 0 or end < 0:
         return ""
     name = message[start + 1 : end]
+    # The name as a whole key, not as the prefix of a longer purpose's name.
+    exact = re.compile(rf"(?<![\w.]){re.escape(name)}(?![\w.])")
     for i, line in enumerate(text.splitlines(), 1):
-        if name in line:
+        if exact.search(line):
             return f":{i}"
     return ""
 

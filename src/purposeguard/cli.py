@@ -1,13 +1,15 @@
 """The ``purposeguard`` command.
 
-Exit codes: 0 success (for ``explain``: permitted), 1 the thing asked about is denied or
-invalid, 2 usage error.
+Exit codes: 0 success (for ``explain``: permitted), 1 the use asked about is denied,
+2 usage error or invalid input (a malformed or unknown purpose, a bad file).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -20,6 +22,22 @@ from ._purposes import Operation, Purpose
 from ._taxonomy import Taxonomy
 
 __all__ = ["main"]
+
+
+_MAX_DAYS = 100 * 366.0
+
+
+def _days(text: str) -> float:
+    # argparse type: a finite number of days that a datetime can hold from now.
+    try:
+        days = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not math.isfinite(days) or abs(days) > _MAX_DAYS:
+        raise argparse.ArgumentTypeError(
+            f"must be a finite number of days between -{_MAX_DAYS:g} and {_MAX_DAYS:g}"
+        )
+    return days
 
 
 def _load_taxonomy(path: str | None) -> Taxonomy:
@@ -116,7 +134,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     ex.add_argument("--prohibited", action="append", help="a prohibited purpose (repeatable)")
     ex.add_argument(
-        "--expires-in-days", type=float, default=365.0, help="label lifetime (default 365)"
+        "--expires-in-days", type=_days, default=365.0, help="label lifetime (default 365)"
     )
     ex.add_argument("--taxonomy", help="a TOML taxonomy layered over the default")
     ex.add_argument("--json", action="store_true", help="print JSON")
@@ -136,6 +154,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except PurposeGuardError as e:
         print(f"purposeguard: error: {e}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (``purposeguard taxonomy | head``): not our error.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except OSError as e:
         print(f"purposeguard: error: {e.strerror or e}: {e.filename}", file=sys.stderr)
         return 2

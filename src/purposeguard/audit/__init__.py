@@ -10,8 +10,6 @@ Sinks: :class:`MemorySink` (tests), :class:`LoggingSink` (the default, stdlib lo
 :class:`~purposeguard.typing.AuditSink` for your own.
 """
 
-from __future__ import annotations
-
 from purposeguard._events import AuditEvent, LoggingSink, MemorySink, MultiSink, Outcome
 from purposeguard.typing import AuditSink
 

@@ -5,6 +5,8 @@ Needs the ``testing`` extra (``pip install purposeguard[testing]``) for Hypothes
 - :mod:`purposeguard.testing.strategies`: ``purposes``, ``labels``, ``templates``,
   ``taxonomies``, ``vectors``, ``operations``. Installing purposeguard registers them
   with Hypothesis, so ``st.from_type(FaceTemplate)`` works.
+- :class:`StoreMachine`: a Hypothesis state machine that checks a guarded store over
+  your backend against a brute-force oracle.
 - :func:`capture_audit`: collect the audit events a block of code produces.
 - :class:`~purposeguard.FrozenClock`: a clock that moves only when told to.
 """
@@ -13,12 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from purposeguard._clock import FrozenClock
 from purposeguard._events import AuditEvent, MemorySink, MultiSink
 from purposeguard._guard import Guard, current_guard, using
 
-__all__ = ["FrozenClock", "capture_audit", "strategies"]
+if TYPE_CHECKING:
+    from purposeguard.testing import strategies
+    from purposeguard.testing._store_machine import StoreMachine
+
+__all__ = ["FrozenClock", "StoreMachine", "capture_audit", "strategies"]
 
 
 @contextmanager
@@ -35,7 +42,10 @@ def capture_audit(guard: Guard | None = None) -> Iterator[list[AuditEvent]]:
     """
     base = guard if guard is not None else current_guard()
     memory = MemorySink()
-    with using(base.evolve(audit=MultiSink(base.audit, memory))):
+    recording = base.evolve(audit=MultiSink(base.audit, memory))
+    # Share the sequence: the guard's own sink must keep seeing increasing numbers.
+    object.__setattr__(recording, "_seq", base._seq)
+    with using(recording):
         yield memory.events
 
 
@@ -45,4 +55,8 @@ def __getattr__(name: str) -> object:
         import importlib
 
         return importlib.import_module("purposeguard.testing.strategies")
+    if name == "StoreMachine":
+        from purposeguard.testing._store_machine import StoreMachine
+
+        return StoreMachine
     raise AttributeError(name)

@@ -104,7 +104,8 @@ def labels(
     prohibited = draw(st.sets(pool, max_size=max_purposes))
     delta = timedelta(seconds=draw(st.integers(1, 10 * 365 * 86400)))
     expires = at - delta + timedelta(seconds=1) if expired else at + delta
-    collected = expires - timedelta(days=draw(st.integers(1, 3650)))
+    # Collected before both now and the expiry: never in the future.
+    collected = min(expires, at) - timedelta(days=draw(st.integers(1, 3650)))
     return Label(
         allowed=allowed,
         prohibited=prohibited,
@@ -140,9 +141,7 @@ def templates(
 ) -> FaceTemplate:
     """Templates with labels from :func:`labels` and values from :func:`vectors`."""
     lab = draw(
-        label
-        if label is not None
-        else labels(taxonomy, now=now, subject=subject, expired=expired)
+        label if label is not None else labels(taxonomy, now=now, subject=subject, expired=expired)
     )
     values = as_vector(draw(vectors(dim)))
     return FaceTemplate._new(values, lab)
