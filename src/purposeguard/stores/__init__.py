@@ -12,15 +12,38 @@ from ._guarded import GuardedStore, Match
 from ._memory import MemoryBackend
 from ._protocol import VectorBackend
 from ._records import Record, SearchFilter
+from ._sqlite import SQLiteBackend
 
 __all__ = [
     "GuardedStore",
     "Match",
     "MemoryBackend",
     "Record",
+    "SQLiteBackend",
     "SearchFilter",
     "VectorBackend",
 ]
+
+_EXTRAS = {
+    "FaissBackend": ("purposeguard.stores._faiss", "faiss"),
+    "QdrantBackend": ("purposeguard.stores._qdrant", "qdrant"),
+    "PgVectorBackend": ("purposeguard.stores._pgvector", "pgvector"),
+    "MilvusBackend": ("purposeguard.stores._milvus", "milvus"),
+}
+
+
+def __getattr__(name: str) -> object:
+    # Backends behind extras import their client only when asked for.
+    spec = _EXTRAS.get(name)
+    if spec is None:
+        raise AttributeError(f"module 'purposeguard.stores' has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(spec[0])
+    obj = getattr(module, name)
+    obj.__module__ = __name__
+    return obj
+
 
 for _name in __all__:
     _obj = globals()[_name]

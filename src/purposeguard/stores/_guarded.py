@@ -167,15 +167,16 @@ class GuardedStore:
         now = pending.now
         flt = SearchFilter(purpose=p.name, now_us=to_us(now))
         grant = pending.state.grant if pending.state is not None else None
-        checked = guard.policy is not None or guard.consents is not None
+        # Every hit is checked again against its stored label with the full guard: a
+        # backend whose permits were edited, or a consent withdrawn in the registry,
+        # must not leak a template. It costs microseconds per hit.
         want = k
         while True:
             hits = self._backend.search(query, want, flt)
             found = [
                 Match(h.template_id, h.label.subject, h.score)
                 for h in hits
-                if not checked
-                or guard._decide(h.label, h.template_id, p, Operation.SEARCH, now, None, grant)
+                if guard._decide(h.label, h.template_id, p, Operation.SEARCH, now, None, grant)
             ]
             if len(found) >= k or len(hits) < want:
                 break
