@@ -160,6 +160,38 @@ class FaceTemplate:
             AccessDeniedError: (a subclass) the collection is not permitted.
         """
         guard = current_guard()
+        values, label = cls._prepare(
+            guard,
+            vector,
+            subject=subject,
+            purposes=purposes,
+            expires_at=expires_at,
+            ttl=ttl,
+            prohibited=prohibited,
+            consent=consent,
+            jurisdictions=jurisdictions,
+            collected_at=collected_at,
+        )
+        template = cls._new(values, label)
+        _authorize_collect(guard, template, context)
+        return template
+
+    @classmethod
+    def _prepare(
+        cls,
+        guard: Guard,
+        vector: object,
+        *,
+        subject: str,
+        purposes: PurposeLike | Iterable[PurposeLike],
+        expires_at: datetime | None,
+        ttl: timedelta | None,
+        prohibited: PurposeLike | Iterable[PurposeLike],
+        consent: str | None,
+        jurisdictions: str | Iterable[str],
+        collected_at: datetime | None,
+    ) -> tuple[npt.NDArray[np.floating[Any]], Label]:
+        # Every check of wrap() but the collection decision: shared with adoption.
         values = as_vector(vector)
         if not isinstance(subject, str) or not subject.strip():
             raise InvalidTemplateError("subject must be a non-empty string")
@@ -199,9 +231,7 @@ class FaceTemplate:
             consent=consent,
             jurisdictions=jurisdictions,
         )
-        template = cls._new(values, label)
-        _authorize_collect(guard, template, context)
-        return template
+        return values, label
 
     # -- identity and label ----------------------------------------------------------
 

@@ -28,6 +28,7 @@ import numpy.typing as npt
 import pytest
 
 import purposeguard as pg
+from purposeguard.audit import MemorySink
 from purposeguard.stores import GuardedStore, Record, SearchFilter, VectorBackend
 from purposeguard.stores._records import permitted_purposes, to_us
 
@@ -500,3 +501,49 @@ def test_a_refused_folder_is_left_unlocked(tmp_path: Path) -> None:
     assert fresh.dim is None
     assert fresh.count() == 0
     fresh.close()
+
+
+# -- GuardedStore.adopt: the user-facing way to label an existing collection -----------------
+
+
+def test_guarded_adopt_labels_audits_and_makes_visible(guard: pg.Guard, sink: MemorySink) -> None:
+    client = QdrantClient(":memory:")
+    client.create_collection(
+        "legacy", vectors_config=models.VectorParams(size=DIM, distance=models.Distance.COSINE)
+    )
+    backend = QdrantBackend("legacy", client=client)
+    store = GuardedStore(backend)
+    rng = np.random.default_rng(5)
+    vecs = rng.standard_normal((3, DIM)).astype(np.float32)
+    raw = _raw_points(client, "legacy", vecs)
+    assert sorted(store.unlabelled()) == sorted(raw)
+    before = len(sink.events)
+    t = store.adopt(raw[0], subject="legacy-1", purposes=ID_PURPOSE, ttl=timedelta(days=30))
+    assert t.id == raw[0]
+    ops = [e.operation for e in sink.events[before:]]
+    assert ops == [pg.Operation.COLLECT, pg.Operation.STORE]
+    assert all(raw[0] in e.template_ids for e in sink.events[before:])
+    assert sorted(store.unlabelled()) == sorted(raw[1:])
+    with pg.purpose(ID_PURPOSE):
+        got = store.search(_probe(vecs[0]), 3)
+        assert [m.template_id for m in got] == [raw[0]]
+        assert store.get(raw[0]).label == t.label
+    # adopting again, adopting a missing id, and a label that may not be stored all fail
+    with pytest.raises(pg.TemplateNotFoundError):
+        store.adopt(raw[0], subject="x", purposes=ID_PURPOSE, ttl=timedelta(days=1))
+    with pytest.raises(pg.TemplateNotFoundError):
+        store.adopt("f" * 32, subject="x", purposes=ID_PURPOSE, ttl=timedelta(days=1))
+    with pytest.raises(pg.PurposeViolationError):
+        store.adopt(raw[1], subject="x", purposes="face.liveness", ttl=timedelta(days=1))
+    with pytest.raises(pg.InvalidTemplateError):
+        store.adopt(raw[1], subject="", purposes=ID_PURPOSE, ttl=timedelta(days=1))
+    assert sorted(store.unlabelled()) == sorted(raw[1:])
+    client.close()
+
+
+def test_adopt_is_refused_by_backends_without_unlabelled_entries(guard: pg.Guard) -> None:
+    from purposeguard.stores import MemoryBackend
+
+    store = GuardedStore(MemoryBackend())
+    with pytest.raises(pg.PolicyError):
+        store.adopt("a" * 32, subject="x", purposes=ID_PURPOSE, ttl=timedelta(days=1))

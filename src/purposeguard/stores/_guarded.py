@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import attrs
@@ -17,11 +18,11 @@ from purposeguard._errors import (
 )
 from purposeguard._guard import Guard, current_guard
 from purposeguard._labels import Label
-from purposeguard._purposes import Operation, Purpose
+from purposeguard._purposes import Operation, Purpose, PurposeLike
 from purposeguard._taxonomy import Taxonomy
 from purposeguard._template import FaceTemplate
 
-from ._protocol import VectorBackend
+from ._protocol import AdoptableBackend, VectorBackend
 from ._records import Record, SearchFilter, to_us
 
 __all__ = ["GuardedStore", "Match"]
@@ -129,6 +130,66 @@ class GuardedStore:
         values = t._values()
         vec = values if values.dtype == np.float32 else values.astype(np.float32)
         return Record(template_id=t.id, vector=vec, label=label, permits=permits)
+
+    def unlabelled(self, limit: int = 100) -> list[str]:
+        """Ids of entries of an adopted collection that carry no label yet (invisible
+        to every other method until :meth:`adopt` labels them)."""
+        return self._adoptable().unlabelled_ids(limit)
+
+    def adopt(
+        self,
+        template_id: str,
+        *,
+        subject: str,
+        purposes: PurposeLike | Iterable[PurposeLike],
+        expires_at: datetime | None = None,
+        ttl: timedelta | None = None,
+        prohibited: PurposeLike | Iterable[PurposeLike] = (),
+        consent: str | None = None,
+        jurisdictions: str | Iterable[str] = (),
+        context: object | None = None,
+    ) -> FaceTemplate:
+        """Label an entry that an existing collection holds without a label.
+
+        The entry keeps its id and vector. Adoption is a COLLECT and a STORE, each
+        checked against the new label (and the active purpose, inside a scope) and
+        audited, exactly as wrapping and enrolling a new template would be. The
+        arguments are those of :meth:`FaceTemplate.wrap`.
+
+        Raises:
+            PolicyError: the backend cannot hold unlabelled entries.
+            TemplateNotFoundError: no unlabelled entry has that id.
+            InvalidTemplateError, PolicyError, AccessDeniedError: as ``wrap`` raises.
+        """
+        backend = self._adoptable()
+        guard = self.guard
+        values = backend.read_unlabelled(template_id) if isinstance(template_id, str) else None
+        if values is None:
+            raise TemplateNotFoundError(f"template {template_id!s:.64} not found")
+        vec, label = FaceTemplate._prepare(
+            guard,
+            values,
+            subject=subject,
+            purposes=purposes,
+            expires_at=expires_at,
+            ttl=ttl,
+            prohibited=prohibited,
+            consent=consent,
+            jurisdictions=jurisdictions,
+            collected_at=None,
+        )
+        template = FaceTemplate._new(vec, label, template_id)
+        guard.authorize(Operation.COLLECT, (template,), context=context, own_purpose=True)
+        guard.authorize(Operation.STORE, (template,), own_purpose=True)
+        backend.attach_label(self._record(template, guard.taxonomy))
+        return template
+
+    def _adoptable(self) -> AdoptableBackend:
+        if not isinstance(self._backend, AdoptableBackend):
+            raise PolicyError(
+                f"the {self._backend.name} backend holds no unlabelled entries to adopt"
+            )
+        return self._backend
 
     # -- search and fetch --------------------------------------------------------------
 

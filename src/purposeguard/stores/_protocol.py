@@ -10,7 +10,7 @@ import numpy.typing as npt
 
 from ._records import Hit, Record, SearchFilter
 
-__all__ = ["VectorBackend"]
+__all__ = ["AdoptableBackend", "VectorBackend"]
 
 
 @runtime_checkable
@@ -82,4 +82,26 @@ class VectorBackend(Protocol):
 
     def close(self) -> None:
         """Release resources; the backend is unusable afterwards."""
+        ...
+
+
+@runtime_checkable
+class AdoptableBackend(VectorBackend, Protocol):
+    """A backend over an existing collection that may hold entries without labels.
+
+    Unlabelled entries must be invisible to ``search``, ``fetch``, ``count`` and the
+    deletions (fail closed) until :meth:`GuardedStore.adopt
+    <purposeguard.stores.GuardedStore.adopt>` labels them.
+    """
+
+    def unlabelled_ids(self, limit: int = 100) -> list[str]:
+        """Up to *limit* ids of entries that carry no label."""
+        ...
+
+    def read_unlabelled(self, template_id: str) -> npt.NDArray[np.float32] | None:
+        """The stored vector of an unlabelled entry, or ``None`` (missing or labelled)."""
+        ...
+
+    def attach_label(self, record: Record) -> None:
+        """Attach *record*'s label to the existing unlabelled entry of the same id."""
         ...

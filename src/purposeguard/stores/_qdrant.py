@@ -487,6 +487,35 @@ class QdrantBackend:
             )
             return [_template_id(p.id) for p in page]
 
+    def read_unlabelled(self, template_id: str) -> npt.NDArray[np.float32] | None:
+        """The stored vector of an unlabelled point, or ``None`` if there is no such
+        point or it already carries a label (for :meth:`GuardedStore.adopt`)."""
+        try:
+            pid = _point_id(template_id)
+        except InvalidTemplateError:
+            return None
+        with self._lock:
+            self._check_open()
+            if not self._exists:
+                return None
+            found = self._client.retrieve(
+                self._collection,
+                ids=[pid],
+                with_payload=[_ID, _LABEL],
+                with_vectors=[self._vector_name] if self._vector_name else True,
+            )
+            if not found:
+                return None
+            payload = found[0].payload or {}
+            if _ID in payload or _LABEL in payload:
+                return None
+            stored = self._stored_vector(found[0].vector)
+            if stored is None:
+                return None
+            out = np.array(stored, np.float32)
+            out.flags.writeable = False
+            return out
+
     def attach_label(self, record: Record) -> None:
         """Label an existing, unlabelled point: the way to adopt a collection.
 
