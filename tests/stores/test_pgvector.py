@@ -618,6 +618,8 @@ def test_opening_checks_the_table(uri: str) -> None:
             PgVectorBackend(uri, table=bad)
     with pytest.raises(pg.PolicyError):
         PgVectorBackend(uri, table=fresh_table(), index="ivf")  # type: ignore[arg-type]
+    with pytest.raises(pg.PolicyError, match="hnsw_ef_construction"):
+        PgVectorBackend(uri, table=fresh_table(), index="hnsw", hnsw_m=48)
     with pytest.raises(pg.PolicyError, match="2000"):
         PgVectorBackend(uri, table=fresh_table(), index="hnsw", dim=4096)
 

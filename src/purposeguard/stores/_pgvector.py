@@ -233,6 +233,10 @@ class PgVectorBackend:
         ):
             if isinstance(val, bool) or not isinstance(val, int) or val < lo:
                 raise PolicyError(f"{nm} must be an integer >= {lo}")
+        if hnsw_m > 100 or not 2 * hnsw_m <= hnsw_ef_construction <= 1000:
+            raise PolicyError(
+                "pgvector needs hnsw_m <= 100 and 2 * hnsw_m <= hnsw_ef_construction <= 1000"
+            )
         if max_scan_tuples is not None and (
             isinstance(max_scan_tuples, bool)
             or not isinstance(max_scan_tuples, int)
