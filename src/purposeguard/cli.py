@@ -1,7 +1,13 @@
 """The ``purposeguard`` command.
 
-Exit codes: 0 success (for ``explain``: permitted), 1 the use asked about is denied,
-2 usage error or invalid input (a malformed or unknown purpose, a bad file).
+Commands: ``demo`` (the main job, end to end, on synthetic templates), ``store
+stats|purge|erase-subject|search`` (an SQLite store file made by purposeguard),
+``taxonomy`` and ``explain``. Every command has ``--help``.
+
+Exit codes: 0 success (for ``explain``: permitted), 1 the use asked about is denied
+or a template is not found (or, for ``demo``, the library misbehaved), 2 usage error
+or invalid input (a malformed or unknown purpose, a bad or missing file), 130
+interrupted.
 """
 
 from __future__ import annotations
@@ -10,12 +16,16 @@ import argparse
 import json
 import math
 import os
+import sqlite3
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from ._errors import PurposeGuardError
+from ._cli import CommandError
+from ._cli import demo as _demo
+from ._cli import store as _store
+from ._errors import AccessDeniedError, PurposeGuardError, TemplateNotFoundError
 from ._guard import Guard
 from ._labels import Label
 from ._purposes import Operation, Purpose
@@ -107,10 +117,15 @@ def _parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(
         prog="purposeguard",
-        description="Purpose-bound face templates: inspect taxonomies, explain decisions.",
+        description=(
+            "Purpose-bound face templates: run the demo, maintain a store, inspect "
+            "taxonomies, explain decisions. Start with: purposeguard demo"
+        ),
     )
     parser.add_argument("--version", action="version", version=f"purposeguard {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    _demo.add_parser(sub)
+    _store.add_parser(sub)
 
     tax = sub.add_parser("taxonomy", help="show the purpose taxonomy (default or from a file)")
     tax.add_argument("--file", help="a TOML taxonomy layered over the default face taxonomy")
@@ -151,6 +166,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args))
+    except CommandError as e:
+        print(f"purposeguard: error: {e}", file=sys.stderr)
+        return e.code
+    except (AccessDeniedError, TemplateNotFoundError) as e:
+        print(f"purposeguard: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("purposeguard: interrupted", file=sys.stderr)
+        return 130
     except PurposeGuardError as e:
         print(f"purposeguard: error: {e}", file=sys.stderr)
         return 2
@@ -161,6 +185,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     except OSError as e:
         print(f"purposeguard: error: {e.strerror or e}: {e.filename}", file=sys.stderr)
+        return 2
+    except sqlite3.Error as e:
+        # A store file that is locked by another writer past the timeout, read-only, ...
+        print(f"purposeguard: error: SQLite: {e}", file=sys.stderr)
         return 2
 
 
