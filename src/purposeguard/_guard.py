@@ -196,8 +196,14 @@ class Guard:
                 warnings.warn(PurposeWarning(str(message)), stacklevel=level)
 
     def evolve(self, **changes: Any) -> Guard:
-        """A copy of this guard with *changes* applied (a fresh audit sequence)."""
-        return attrs.evolve(self, **changes)
+        """A copy of this guard with *changes* applied.
+
+        The copy continues this guard's audit sequence, so events from both, sent to
+        one sink, keep increasing numbers. (A new ``Guard(...)`` starts at 1.)
+        """
+        new = attrs.evolve(self, **changes)
+        object.__setattr__(new, "_seq", self._seq)
+        return new
 
     def now(self) -> datetime:
         """The guard's clock time."""

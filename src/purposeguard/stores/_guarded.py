@@ -282,10 +282,12 @@ class GuardedStore:
         """Delete every template of *subject* (a DELETE, always permitted, audited)."""
         if not isinstance(subject, str) or not subject:
             raise InvalidTemplateError("subject must be a non-empty string")
-        self.guard.begin(Operation.DELETE, ()).commit(
-            extra_subjects=[subject], note="erase_subject"
-        )
-        return self._backend.delete_matching(subject=subject)
+        # Erasure is never refused, so the event is written after it, with the count;
+        # if the sink fails the erasure has still happened and AuditError says so.
+        pending = self.guard.begin(Operation.DELETE, ())
+        removed = self._backend.delete_matching(subject=subject)
+        pending.commit(extra_subjects=[subject], note=f"erase_subject removed {removed}")
+        return removed
 
     def withdraw_consent(self, consent_id: str) -> int:
         """Delete every template resting on *consent_id*; also marks the consent
@@ -293,18 +295,22 @@ class GuardedStore:
         if not isinstance(consent_id, str) or not consent_id:
             raise InvalidTemplateError("consent_id must be a non-empty string")
         guard = self.guard
-        guard.begin(Operation.DELETE, ()).commit(note=f"withdraw_consent {consent_id}")
+        pending = guard.begin(Operation.DELETE, ())
         withdraw = getattr(guard.consents, "withdraw", None)
         if callable(withdraw):
             withdraw(consent_id)
-        return self._backend.delete_matching(consent=consent_id)
+        removed = self._backend.delete_matching(consent=consent_id)
+        pending.commit(note=f"withdraw_consent {consent_id} removed {removed}")
+        return removed
 
     def purge_expired(self) -> int:
         """Delete every template expired at the guard's clock time."""
         guard = self.guard
         now = guard.now()
-        guard.begin(Operation.DELETE, ()).commit(note="purge_expired")
-        return self._backend.delete_matching(expired_at_us=to_us(now))
+        pending = guard.begin(Operation.DELETE, ())
+        removed = self._backend.delete_matching(expired_at_us=to_us(now))
+        pending.commit(note=f"purge_expired removed {removed}")
+        return removed
 
     # -- inspection --------------------------------------------------------------------
 

@@ -42,9 +42,8 @@ def capture_audit(guard: Guard | None = None) -> Iterator[list[AuditEvent]]:
     """
     base = guard if guard is not None else current_guard()
     memory = MemorySink()
+    # evolve() shares the sequence: the guard's own sink keeps increasing numbers.
     recording = base.evolve(audit=MultiSink(base.audit, memory))
-    # Share the sequence: the guard's own sink must keep seeing increasing numbers.
-    object.__setattr__(recording, "_seq", base._seq)
     with using(recording):
         yield memory.events
 
