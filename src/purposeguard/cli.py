@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from . import _cli_audit
 from ._cli import CommandError
 from ._cli import demo as _demo
 from ._cli import store as _store
@@ -126,6 +127,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _demo.add_parser(sub)
     _store.add_parser(sub)
+    _cli_audit.register(sub)
 
     tax = sub.add_parser("taxonomy", help="show the purpose taxonomy (default or from a file)")
     tax.add_argument("--file", help="a TOML taxonomy layered over the default face taxonomy")

@@ -8,15 +8,33 @@ rule ids, never template values.
 Sinks: :class:`MemorySink` (tests), :class:`LoggingSink` (the default, stdlib logger
 ``purposeguard.audit``), :class:`MultiSink` (fan-out). Implement
 :class:`~purposeguard.typing.AuditSink` for your own.
+
+Evidence: :class:`JsonlSink` is the tamper-evident log (hash chain, forward-secure
+MACs, signed Merkle checkpoints, rotation); :func:`verify` checks it and returns a
+:class:`VerifyResult`; :func:`pseudonymise` computes the pseudonym a sink writes for a
+subject. The format is in ``docs/reference/audit-log-format.md``.
 """
 
 from purposeguard._events import AuditEvent, LoggingSink, MemorySink, MultiSink, Outcome
+from purposeguard.audit._jsonl import JsonlSink, pseudonymise
+from purposeguard.audit._verify import VerifyResult, verify
 from purposeguard.typing import AuditSink
 
-__all__ = ["AuditEvent", "AuditSink", "LoggingSink", "MemorySink", "MultiSink", "Outcome"]
+__all__ = [
+    "AuditEvent",
+    "AuditSink",
+    "JsonlSink",
+    "LoggingSink",
+    "MemorySink",
+    "MultiSink",
+    "Outcome",
+    "VerifyResult",
+    "pseudonymise",
+    "verify",
+]
 
 for _name in __all__:
     _obj = globals()[_name]
-    if getattr(_obj, "__module__", "").startswith("purposeguard._"):
+    if getattr(_obj, "__module__", "").startswith(("purposeguard._", __name__ + "._")):
         _obj.__module__ = __name__
 del _name, _obj
