@@ -93,6 +93,11 @@ def _is(proto: type, what: str, optional: bool = True) -> Callable[[Any, Any, An
     return check
 
 
+def _hook(policy: object, name: str) -> Callable[..., Any] | None:
+    hook = getattr(policy, name, None)
+    return hook if callable(hook) else None
+
+
 _INTERNAL = "purposeguard"
 _INTERNED = Purpose._interned  # name -> Purpose: what Purpose(name) returns, if known
 _GRANTED_LIMIT = 4096  # granted decisions a guard keeps for reuse
@@ -185,10 +190,27 @@ class Guard:
     _granted: dict[tuple[object, ...], Decision] = attrs.field(
         factory=dict, init=False, eq=False, repr=False
     )
+    # Optional policy hooks (see purposeguard.policy.Policy): until when a granted
+    # decision stands, and what to note after a granted access.
+    _policy_until: Callable[[AccessRequest], datetime | None] | None = attrs.field(
+        default=attrs.Factory(lambda g: _hook(g.policy, "granted_until"), takes_self=True),
+        init=False,
+        eq=False,
+        repr=False,
+    )
+    _policy_after: Callable[..., None] | None = attrs.field(
+        default=attrs.Factory(lambda g: _hook(g.policy, "after_access"), takes_self=True),
+        init=False,
+        eq=False,
+        repr=False,
+    )
 
     def __attrs_post_init__(self) -> None:
         if self.require_grants and self.grant_verifier is None:
             raise PolicyError("require_grants=True needs a grant_verifier")
+        validate = getattr(self.policy, "validate_guard", None)
+        if callable(validate):
+            validate(self)
         announce = getattr(self.policy, "guard_warnings", None)
         if callable(announce):
             level = _outside_level()
@@ -208,6 +230,11 @@ class Guard:
     def now(self) -> datetime:
         """The guard's clock time."""
         return self.clock.now()
+
+    def forget_decisions(self) -> None:
+        """Drop every cached decision (a consent registry calls this when a record
+        that decisions may rest on changes)."""
+        self._granted.clear()
 
     # -- deciding ------------------------------------------------------------------
 
@@ -256,15 +283,19 @@ class Guard:
         # Fast path. Conformance and the taxonomy's operations depend only on the
         # (immutable) label, taxonomy, purpose and operation, so a granted decision can
         # be reused once expiry and consent, which change with time, are checked again.
-        # Not with a grant or a policy in force: those are evaluated every time.
-        cacheable = grant is None and self.policy is None
+        # Not with a grant: it is evaluated every time. With a policy, only without a
+        # context and when the policy says until when its verdict stands.
+        policy_until = self._policy_until
+        cacheable = grant is None and (
+            self.policy is None or (context is None and policy_until is not None)
+        )
         if cacheable:
             key = (id(label), tid, p, op)
             hit = self._granted.get(key)
             if (
                 hit is not None
                 and hit._label is label
-                and now < label.expires_at
+                and now < (label.expires_at if hit._until is None else hit._until)
                 and (
                     label.consent is None
                     or self.consents is None
@@ -310,7 +341,13 @@ class Guard:
             error = error or ConsentError
         if self.policy is not None:
             request = AccessRequest(
-                label=label, purpose=p, operation=op, now=now, template_id=tid, context=context
+                label=label,
+                purpose=p,
+                operation=op,
+                now=now,
+                template_id=tid,
+                context=context,
+                consents=self.consents,
             )
             for finding in self.policy.evaluate(request):
                 reasons.append(f"{finding.rule_id}: {finding.reason}")
@@ -318,7 +355,13 @@ class Guard:
                     rule_ids.append(finding.rule_id)
                 error = error or finding.error
         if error is None:
-            granted = Decision(allowed=True, purpose=p, operation=op, template_id=tid, label=label)
+            until = None
+            if cacheable and self.policy is not None and policy_until is not None:
+                until = policy_until(request)
+                cacheable = until is not None
+            granted = Decision(
+                allowed=True, purpose=p, operation=op, template_id=tid, label=label, until=until
+            )
             if cacheable:
                 self._remember(key, granted)
             return granted
@@ -389,29 +432,39 @@ class Guard:
         p = state.purpose if state is not None else None
         grant = state.grant if state is not None else None
         now = self.clock.now()
-        if own_purpose and state is None and templates:
-            chosen = [self._own_purpose(t.label, operation) for t in templates]
-            decisions = [
-                self._decide(t.label, t.id, c, operation, now, context, None)
-                for t, c in zip(templates, chosen, strict=True)
-            ]
-            if len(set(chosen)) == 1:
-                p = chosen[0]
+        own = own_purpose and state is None and bool(templates)
+        granted = None
+        if (
+            len(templates) > 1
+            and grant is None
+            and self.policy is None
+            and operation is not Operation.DELETE
+        ):
+            granted = self._all_granted(templates, operation, p, now, context, own)
+        if granted is not None:
+            # Every template granted (the usual batch): no decision per template.
+            if own and len(granted) == 1:
+                p = next(iter(granted))
+            verdict = self._all_granted_verdict(p, operation)
         else:
-            decisions = [
-                self._decide(t.label, t.id, p, operation, now, context, grant) for t in templates
-            ]
-        denied = [d for d in decisions if not d.allowed]
-        if denied or len(decisions) == 1:
-            verdict = _combine(decisions, denied, p, operation)
-        else:
-            # Every template granted: the combined verdict depends on p and operation only.
-            key = (None, None, p, operation)
-            cached = self._granted.get(key)
-            if cached is None:
-                cached = _combine(decisions, denied, p, operation)
-                self._remember(key, cached)
-            verdict = cached
+            if own:
+                chosen = [self._own_purpose(t.label, operation) for t in templates]
+                decisions = [
+                    self._decide(t.label, t.id, c, operation, now, context, None)
+                    for t, c in zip(templates, chosen, strict=True)
+                ]
+                if len(set(chosen)) == 1:
+                    p = chosen[0]
+            else:
+                decisions = [
+                    self._decide(t.label, t.id, p, operation, now, context, grant)
+                    for t in templates
+                ]
+            denied = [d for d in decisions if not d.allowed]
+            if denied or len(decisions) == 1:
+                verdict = _combine(decisions, denied, p, operation)
+            else:
+                verdict = self._all_granted_verdict(p, operation)
         return PendingAccess(
             guard=self,
             operation=operation,
@@ -422,6 +475,56 @@ class Guard:
             subjects=tuple({t.label.subject for t in templates}),
             verdict=verdict,
         )
+
+    def _all_granted(
+        self,
+        templates: Sequence[Labelled],
+        operation: Operation | None,
+        p: Purpose | None,
+        now: datetime,
+        context: object | None,
+        own: bool,
+    ) -> set[Purpose | None] | None:
+        """If every one of *templates* is granted *operation*, the purposes they are
+        granted under; else ``None`` (the caller then decides template by template,
+        for the exact reasons). *p* is the active purpose; with *own*, each template's
+        own purpose is used instead (see :meth:`authorize`).
+
+        Only for a guard without a policy, outside a grant and for operations other
+        than DELETE: then a decision depends on the label's allowed and prohibited
+        purposes (conformance, the purpose chosen and what the taxonomy allows for
+        it), which is decided once for every set of templates with equal ones, and on
+        its expiry and consent, which are checked template by template.
+        """
+        consents = self.consents
+        decided: dict[tuple[frozenset[Purpose], frozenset[Purpose]], Purpose | None] = {}
+        for t in templates:
+            label = t.label
+            if now >= label.expires_at:
+                return None
+            if (
+                label.consent is not None
+                and consents is not None
+                and consents.is_withdrawn(label.consent)
+            ):
+                return None
+            key = (label.allowed, label.prohibited)
+            if key not in decided:
+                c = self._own_purpose(label, operation) if own else p
+                if not self._decide(label, t.id, c, operation, now, context, None).allowed:
+                    return None
+                decided[key] = c
+        return set(decided.values())
+
+    def _all_granted_verdict(self, p: Purpose | None, operation: Operation | None) -> Decision:
+        # The combined verdict of several templates, every one granted: it depends on
+        # p and operation only.
+        key = (None, None, p, operation)
+        cached = self._granted.get(key)
+        if cached is None:
+            cached = _combine([], [], p, operation)
+            self._remember(key, cached)
+        return cached
 
     def _own_purpose(self, label: Label, operation: Operation | None) -> Purpose:
         # The first purpose the label permits whose taxonomy entry allows the
@@ -496,6 +599,42 @@ class Guard:
             stacklevel=level + 1,
         )
         return decision
+
+    def record_denial(
+        self,
+        operation: Operation | None,
+        reason: str,
+        *,
+        template_ids: Sequence[str] = (),
+        subjects: Sequence[str] = (),
+    ) -> None:
+        """Audit a refusal that no label decided (e.g. a fetch of an unknown id).
+
+        The event's outcome is ``denied`` in every mode, since nothing is let through;
+        nothing is raised here (the caller raises its own error).
+
+        Raises:
+            AuditError: the sink failed.
+        """
+        state = ACTIVE.get()
+        grant = state.grant if state is not None else None
+        site, _ = caller_site()
+        self._emit(
+            AuditEvent(
+                seq=next(self._seq),
+                at=self.clock.now(),
+                operation=operation,
+                outcome=Outcome.DENIED,
+                purpose=state.purpose if state is not None else None,
+                template_ids=tuple(template_ids),
+                subjects=tuple(sorted(set(subjects))),
+                principal=state.principal if state is not None else None,
+                grant_id=grant.grant_id if grant is not None else None,
+                reason=reason,
+                site=site,
+            ),
+            operation,
+        )
 
     def _emit(self, event: AuditEvent, operation: Operation | None) -> None:
         try:
@@ -611,6 +750,8 @@ class PendingAccess:
                 PurposeWarning(f"audit mode let this through: {verdict}", verdict),
                 stacklevel=level + 1,
             )
+        elif guard._policy_after is not None:
+            guard._policy_after(guard, self.operation, self.subjects, self.now)
         return verdict
 
 

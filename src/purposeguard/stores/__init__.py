@@ -8,18 +8,34 @@ Behind extras: ``FaissBackend`` (``purposeguard[faiss]``), ``QdrantBackend``
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from ._guarded import GuardedStore, Match
 from ._memory import MemoryBackend
-from ._protocol import VectorBackend
-from ._records import Record, SearchFilter
+from ._protocol import AdoptableBackend, VectorBackend
+from ._records import Hit, Record, SearchFilter
 from ._sqlite import SQLiteBackend
 
+if TYPE_CHECKING:
+    from ._faiss import FaissBackend
+    from ._milvus import MilvusBackend
+    from ._pgvector import PgVectorBackend
+    from ._qdrant import QdrantBackend
+    from ._sealed import SealedSQLiteBackend
+
 __all__ = [
+    "AdoptableBackend",
+    "FaissBackend",
     "GuardedStore",
+    "Hit",
     "Match",
     "MemoryBackend",
+    "MilvusBackend",
+    "PgVectorBackend",
+    "QdrantBackend",
     "Record",
     "SQLiteBackend",
+    "SealedSQLiteBackend",
     "SearchFilter",
     "VectorBackend",
 ]
@@ -29,6 +45,8 @@ _EXTRAS = {
     "QdrantBackend": ("purposeguard.stores._qdrant", "qdrant"),
     "PgVectorBackend": ("purposeguard.stores._pgvector", "pgvector"),
     "MilvusBackend": ("purposeguard.stores._milvus", "milvus"),
+    # Not an extra: imported lazily so that the stores do not load purposeguard.crypto.
+    "SealedSQLiteBackend": ("purposeguard.stores._sealed", ""),
 }
 
 
@@ -46,6 +64,8 @@ def __getattr__(name: str) -> object:
 
 
 for _name in __all__:
+    if _name in _EXTRAS:
+        continue
     _obj = globals()[_name]
     if getattr(_obj, "__module__", "").startswith("purposeguard.stores._"):
         _obj.__module__ = __name__

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 
 from purposeguard._errors import (
     AccessDeniedError,
@@ -22,10 +23,13 @@ from purposeguard._purposes import Operation, Purpose, PurposeLike
 from purposeguard._taxonomy import Taxonomy
 from purposeguard._template import FaceTemplate
 
+from ._memory import MemoryBackend
 from ._protocol import AdoptableBackend, VectorBackend
 from ._records import Record, SearchFilter, to_us
 
 __all__ = ["GuardedStore", "Match"]
+
+_F32 = np.dtype(np.float32)
 
 
 @attrs.frozen
@@ -113,12 +117,50 @@ class GuardedStore:
             )
         guard = self.guard
         guard.authorize(Operation.STORE, batch, own_purpose=True)
-        records = [self._record(t, guard.taxonomy) for t in batch]
-        self._backend.add(records)
-        return [t.id for t in batch]
+        ids, vectors, labels, permits = self._columns(batch, guard.taxonomy)
+        backend = self._backend
+        if type(backend) is MemoryBackend:
+            # The same records, without making an object of each first.
+            backend._add_columns(ids, vectors, labels, permits)
+        else:
+            backend.add(
+                [
+                    Record(template_id=i, vector=v, label=lab, permits=p)
+                    for i, v, lab, p in zip(ids, vectors, labels, permits, strict=True)
+                ]
+            )
+        return ids
 
     def _record(self, t: FaceTemplate, taxonomy: Taxonomy) -> Record:
-        label = t.label
+        values = t._values()
+        return Record(
+            template_id=t.id,
+            vector=values if values.dtype == _F32 else values.astype(np.float32),
+            label=t.label,
+            permits=self._permits_of(t.label, taxonomy),
+        )
+
+    def _columns(
+        self, batch: Sequence[FaceTemplate], taxonomy: Taxonomy
+    ) -> tuple[list[str], list[npt.NDArray[np.float32]], list[Label], list[frozenset[str]]]:
+        # The fields of the batch's records, as columns.
+        ids = [t.id for t in batch]
+        labels = [t.label for t in batch]
+        vectors = [t._values() for t in batch]
+        f32 = _F32
+        if not all(v.dtype is f32 for v in vectors):
+            vectors = [v if v.dtype == f32 else v.astype(np.float32) for v in vectors]
+        # Templates often share label objects: look each one's permits up once.
+        seen: dict[int, frozenset[str]] = {}
+        permits = []
+        for label in labels:
+            p = seen.get(id(label))
+            if p is None:
+                p = seen[id(label)] = self._permits_of(label, taxonomy)
+            permits.append(p)
+        return ids, vectors, labels, permits
+
+    def _permits_of(self, label: Label, taxonomy: Taxonomy) -> frozenset[str]:
         key = (id(taxonomy), label.allowed, label.prohibited)
         permits = self._permits.get(key)
         if permits is None:
@@ -127,9 +169,7 @@ class GuardedStore:
                 if len(self._permits) > 4096:
                     self._permits.clear()
                 self._permits[key] = permits
-        values = t._values()
-        vec = values if values.dtype == np.float32 else values.astype(np.float32)
-        return Record(template_id=t.id, vector=vec, label=label, permits=permits)
+        return permits
 
     def unlabelled(self, limit: int = 100) -> list[str]:
         """Ids of entries of an adopted collection that carry no label yet (invisible
@@ -177,6 +217,7 @@ class GuardedStore:
             consent=consent,
             jurisdictions=jurisdictions,
             collected_at=None,
+            context=context,
         )
         template = FaceTemplate._new(vec, label, template_id)
         guard.authorize(Operation.COLLECT, (template,), context=context, own_purpose=True)
@@ -265,8 +306,8 @@ class GuardedStore:
         guard = self.guard
         rec = self._backend.fetch(template_id)
         if rec is None:
-            guard.begin(None, ()).commit(
-                extra_ids=[template_id[:64]], note="get of an unknown template id"
+            guard.record_denial(
+                None, "get of an unknown template id", template_ids=[template_id[:64]]
             )
             raise missing
         template = FaceTemplate._new(rec.vector, rec.label, rec.template_id)
@@ -318,13 +359,19 @@ class GuardedStore:
         return self._backend.count()
 
     def stats(self) -> dict[str, Any]:
-        """Counts for reports: templates, distinct subjects, dimension, backend name."""
-        return {
+        """Counts for reports: templates, distinct subjects, dimension, backend name;
+        with a policy in force, also ``alerts``: the policy's filing alerts (FR-07)."""
+        out: dict[str, Any] = {
             "backend": self._backend.name,
             "templates": self._backend.count(),
             "subjects": self._backend.subjects(),
             "dim": self._backend.dim,
         }
+        # A policy's alerts on these counts (FR-07 filing at 100,000 subjects, CN-13).
+        alerts = getattr(self.guard.policy, "filing_alerts", None)
+        if callable(alerts):
+            out["alerts"] = list(alerts(out))
+        return out
 
     def close(self) -> None:
         """Close the backend."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import threading
 from collections.abc import Collection, Sequence
 from typing import Any, Final
@@ -14,13 +15,22 @@ from purposeguard._errors import InvalidTemplateError, PolicyError
 from purposeguard._labels import Label
 from purposeguard._purposes import Purpose
 
-from ._records import Hit, Record, SearchFilter, from_us, to_us
+from ._records import _EPOCH, _US, Hit, Record, SearchFilter, from_us
 
 __all__ = ["MemoryBackend"]
 
 _NO_TIME: Final = np.iinfo(np.int64).min
 # Below this share of permitted rows, gathering them first beats scoring every row.
 _GATHER_BELOW: Final = 0.2
+# The columns other than the vectors, in the order _reserve and _remove copy them.
+_COLUMNS: Final = ("_inv", "_ids", "_exp", "_col", "_subj", "_cons", "_shape")
+# Removal moves rows in chunks of about this many bytes (one big fancy-index copy of
+# hundreds of megabytes costs several times more in page faults than the copying).
+_MOVE_CHUNK_BYTES: Final = 1 << 21
+# Duplicate-id check: ids are folded to 64 bits, hashed by multiplication, and looked
+# up in a bitmap of the batch's hashes; stored ids are scanned in chunks of this many.
+_SCAN_CHUNK: Final = 1 << 18
+_MIX: Final = np.uint64(0x9E3779B97F4A7C15)
 
 
 @attrs.frozen
@@ -50,10 +60,15 @@ class _Codes:
         return c
 
 
+_ShapeKey = tuple[
+    frozenset[Purpose], frozenset[Purpose], frozenset[str], tuple[str, ...], frozenset[str]
+]
+
+
 class MemoryBackend:
     """An in-process backend: vectors in one float32 matrix, labels as columns.
 
-    Each template costs its vector plus 52 bytes of columns (16-byte id, expiry and
+    Each template costs its vector plus 48 bytes of columns (16-byte id, expiry and
     collection time, subject, consent and label-shape codes, inverse norm); the parts
     of labels that templates share are interned. Filtering is one vectorised mask,
     computed before ranking; search is exact. Erasure overwrites the vectors' memory
@@ -76,7 +91,7 @@ class MemoryBackend:
         self._shape = np.zeros(self._cap, np.int32)
         self._subjects = _Codes()
         self._consents = _Codes()
-        self._shapes = _Codes()
+        self._shapes = _Codes()  # of _Shape; keyed by the _ShapeKey tuple, not the _Shape
 
     # -- the protocol ------------------------------------------------------------------
 
@@ -94,38 +109,57 @@ class MemoryBackend:
         """Store *records* atomically (validated first, then written)."""
         if not records:
             return
+        self._add_columns(
+            [r.template_id for r in records],
+            [r.vector for r in records],
+            [r.label for r in records],
+            [r.permits for r in records],
+        )
+
+    def _add_columns(
+        self,
+        template_ids: Sequence[str],
+        vectors: Sequence[npt.NDArray[Any]],
+        labels: Sequence[Label],
+        permits: Sequence[frozenset[str]],
+    ) -> None:
+        """:meth:`add` for records given as four equally long columns (the fields of
+        :class:`Record`): what :class:`GuardedStore` uses, so that a large batch is
+        not first made into one object per template."""
+        m = len(template_ids)
+        if not (len(vectors) == len(labels) == len(permits) == m):
+            raise InvalidTemplateError("the columns of a batch differ in length")
+        if not m:
+            return
         with self._lock:
-            dim = self._dim if self._dim is not None else int(records[0].vector.shape[0])
-            keys = np.array([_key(r.template_id) for r in records], dtype="S16")
-            if len(set(keys.tolist())) != len(keys):
+            dim = self._dim if self._dim is not None else int(vectors[0].shape[0])
+            keys = _keys(list(template_ids))
+            batch = set(keys.tolist())
+            if len(batch) != m:
                 raise InvalidTemplateError("the batch holds the same template id twice")
-            for r in records:
-                if r.vector.shape != (dim,):
+            want = (dim,)
+            for tid, v in zip(template_ids, vectors, strict=True):
+                if v.shape != want:
                     raise InvalidTemplateError(
                         f"dimension mismatch: the store holds {dim}-d vectors, "
-                        f"template {r.template_id} has {r.vector.shape[0]}"
+                        f"template {tid} has {v.shape[0]}"
                     )
-            if self._n and np.isin(keys, self._ids[: self._n]).any():
+            if self._n and self._stored(keys, batch).any():
                 raise InvalidTemplateError("a template with that id is already stored")
-            m = len(records)
             self._reserve(self._n + m, dim)
             lo, hi = self._n, self._n + m
-            block = np.stack([r.vector for r in records]).astype(np.float32, copy=False)
-            self._X[lo:hi] = block
-            norms = np.linalg.norm(block, axis=1)
-            self._inv[lo:hi] = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
-            self._ids[lo:hi] = keys
-            self._exp[lo:hi] = [to_us(r.label.expires_at) for r in records]
-            self._col[lo:hi] = [
-                _NO_TIME if r.label.collected_at is None else to_us(r.label.collected_at)
-                for r in records
-            ]
-            self._subj[lo:hi] = [self._subjects.get(r.label.subject) for r in records]
-            self._cons[lo:hi] = [
-                -1 if r.label.consent is None else self._consents.get(r.label.consent)
-                for r in records
-            ]
-            self._shape[lo:hi] = [self._shapes.get(_shape_of(r)) for r in records]
+            block = self._X[lo:hi]
+            try:
+                np.stack(vectors, out=block, casting="unsafe")
+                norms = np.linalg.norm(block, axis=1)
+                inv = np.divide(1.0, norms, out=np.zeros_like(norms), where=norms > 0)
+                self._inv[lo:hi] = inv
+                self._ids[lo:hi] = keys
+                self._compile_labels(labels, permits, lo, hi)
+            except BaseException:
+                _wipe(block)  # rows past the end must hold no values
+                self._ids[lo:hi] = b""
+                raise
             self._n = hi
             self._dim = dim
 
@@ -135,22 +169,29 @@ class MemoryBackend:
             n = self._n
             if n == 0 or k <= 0:
                 return []
-            rows = self._matching(flt, n)
-            if rows.size == 0:
+            mask, m = self._mask(flt, n)
+            if m == 0:
                 return []
             q = np.asarray(query, np.float32)
             qn = float(np.linalg.norm(q))
             if qn == 0:
                 raise InvalidTemplateError("the probe is a zero vector")
             q = q / qn
-            if rows.size < _GATHER_BELOW * n:
+            rows: npt.NDArray[np.intp] | None = None
+            if m == n:  # every row may be returned: score them all, no gathering
+                scores = self._X[:n] @ q
+                scores *= self._inv[:n]
+            elif m < _GATHER_BELOW * n:
+                rows = np.flatnonzero(mask)
                 scores = (self._X[rows] @ q) * self._inv[rows]
             else:
+                rows = np.flatnonzero(mask)
                 scores = (self._X[:n] @ q)[rows] * self._inv[rows]
             top = _top_k(scores, k)
+            found = top if rows is None else rows[top]
             return [
                 Hit(self._tid(r), float(s), self._label(r))
-                for r, s in zip(rows[top], scores[top], strict=True)
+                for r, s in zip(found, scores[top], strict=True)
             ]
 
     def fetch(self, template_id: str) -> Record | None:
@@ -170,8 +211,8 @@ class MemoryBackend:
         if not keys:
             return 0
         with self._lock:
-            rows = np.flatnonzero(np.isin(self._ids[: self._n], np.array(keys, "S16")))
-            return self._remove(rows)
+            wanted = np.array(keys, "S16")
+            return self._remove(self._stored(wanted, set(wanted.tolist())))
 
     def delete_matching(
         self,
@@ -189,16 +230,16 @@ class MemoryBackend:
                 code = self._subjects.code.get(subject)
                 if code is None:
                     return 0
-                rows = np.flatnonzero(self._subj[:n] == code)
+                dead = self._subj[:n] == code
             elif consent is not None:
                 code = self._consents.code.get(consent)
                 if code is None:
                     return 0
-                rows = np.flatnonzero(self._cons[:n] == code)
+                dead = self._cons[:n] == code
             else:
                 assert expired_at_us is not None
-                rows = np.flatnonzero(self._exp[:n] <= np.int64(expired_at_us))
-            return self._remove(rows)
+                dead = self._exp[:n] <= np.int64(expired_at_us)
+            return self._remove(dead)
 
     def count(self) -> int:
         """How many records are stored."""
@@ -215,7 +256,7 @@ class MemoryBackend:
         """Drop everything (vectors zeroed first)."""
         with self._lock:
             if self._X.size:
-                self._X[: self._n] = 0
+                _wipe(self._X[: self._n])
             self._n = 0
 
     def __len__(self) -> int:
@@ -229,12 +270,23 @@ class MemoryBackend:
     def matching_rows(self, flt: SearchFilter) -> npt.NDArray[np.intp]:
         """The row numbers matching *flt* (for backends that keep their own index)."""
         with self._lock:
-            return self._matching(flt, self._n)
+            mask, m = self._mask(flt, self._n)
+            if m == 0:
+                return np.zeros(0, np.intp)
+            return np.flatnonzero(mask)
+
+    def matching_mask(self, flt: SearchFilter) -> tuple[npt.NDArray[np.bool_], int]:
+        """A boolean mask over the rows (``count()`` long) of those matching *flt*, and
+        how many match (for backends that keep their own index)."""
+        with self._lock:
+            n = self._n
+            mask, m = self._mask(flt, n)
+            return (np.zeros(n, bool) if m == 0 else mask), m
 
     def ids(self) -> list[str]:
         """Every stored template id (row order)."""
         with self._lock:
-            return [self._tid(r) for r in range(self._n)]
+            return [bytes(k).ljust(16, b"\0").hex() for k in self._ids[: self._n].tolist()]
 
     def nbytes_per_template(self) -> float:
         """Bytes of columns per template beyond the vector (measured, not estimated)."""
@@ -243,13 +295,15 @@ class MemoryBackend:
 
     # -- internals ------------------------------------------------------------------------
 
-    def _matching(self, flt: SearchFilter, n: int) -> npt.NDArray[np.intp]:
+    def _mask(self, flt: SearchFilter, n: int) -> tuple[npt.NDArray[np.bool_], int]:
+        # The rows matching flt as a boolean mask over rows 0..n, and how many match.
         shapes = self._shapes.values
         ok = np.fromiter((flt.purpose in s.permits for s in shapes), bool, len(shapes))
-        if not ok.any():
-            return np.zeros(0, np.intp)
-        mask = ok[self._shape[:n]]
-        mask &= self._exp[:n] > np.int64(flt.now_us)
+        if n == 0 or not ok.any():
+            return np.zeros(n, bool), 0
+        mask = self._exp[:n] > np.int64(flt.now_us)
+        if not ok.all():
+            mask &= ok[self._shape[:n]]
         if flt.withdrawn_consents:
             codes = [
                 c
@@ -258,7 +312,78 @@ class MemoryBackend:
             ]
             if codes:
                 mask &= ~np.isin(self._cons[:n], codes)
-        return np.flatnonzero(mask)
+        return mask, int(np.count_nonzero(mask))
+
+    def _stored(self, keys: npt.NDArray[np.bytes_], wanted: set[bytes]) -> npt.NDArray[np.bool_]:
+        # A mask over the stored rows of those whose id is among *keys* (whose
+        # tolist() is *wanted*). np.isin against millions of stored ids sorts them all
+        # (most of a second at a million); instead the wanted ids are hashed into a
+        # bitmap with about 64 bits per id, the stored ids are hashed in chunks, and
+        # only the few that hit the bitmap are compared exactly.
+        n = self._n
+        found = np.zeros(n, bool)
+        if n == 0 or keys.size == 0:
+            return found
+        bits = min(26, max(10, (64 * keys.size - 1).bit_length()))
+        shift = np.uint64(64 - bits)
+        bitmap = np.zeros(1 << bits, bool)
+        bitmap[_hash(keys, shift)] = True
+        for lo in range(0, n, _SCAN_CHUNK):
+            stored = self._ids[lo : min(n, lo + _SCAN_CHUNK)]
+            hits = np.flatnonzero(bitmap[_hash(stored, shift)])
+            if hits.size:
+                same = [k in wanted for k in stored[hits].tolist()]
+                found[lo + hits[np.array(same, bool)]] = True
+        return found
+
+    def _compile_labels(
+        self, labels: Sequence[Label], permits: Sequence[frozenset[str]], lo: int, hi: int
+    ) -> None:
+        # Fill the label columns of rows lo..hi. Each distinct (label, permits) pair of
+        # objects is compiled once; templates often share them, and a label's columns
+        # depend on nothing else.
+        seen: dict[tuple[int, int], int] = {}
+        first = seen.setdefault
+        pairs = zip(labels, permits, strict=True)
+        which = [first((id(lab), id(p)), len(seen)) for lab, p in pairs]
+        if len(seen) == len(labels):
+            distinct = zip(labels, permits, strict=True)
+        else:
+            reps = np.unique(which, return_index=True)[1].tolist()
+            distinct = zip([labels[i] for i in reps], [permits[i] for i in reps], strict=True)
+        subjects, consents, shape_code = self._subjects.get, self._consents.get, self._shape_code
+        exp, col, subj, cons, shape = [], [], [], [], []
+        epoch, us = _EPOCH, _US  # to_us(), inlined: this loop runs once a template
+        for lab, p in distinct:
+            exp.append((lab.expires_at - epoch) // us)
+            at = lab.collected_at
+            col.append(_NO_TIME if at is None else (at - epoch) // us)
+            subj.append(subjects(lab.subject))
+            cons.append(-1 if lab.consent is None else consents(lab.consent))
+            shape.append(shape_code(lab, p))
+        columns = (
+            (self._exp, exp),
+            (self._col, col),
+            (self._subj, subj),
+            (self._cons, cons),
+            (self._shape, shape),
+        )
+        if len(seen) == len(labels):
+            for column, values in columns:
+                column[lo:hi] = values
+        else:
+            idx = np.array(which, np.intp)
+            for column, values in columns:
+                column[lo:hi] = np.array(values, column.dtype)[idx]
+
+    def _shape_code(self, lab: Label, permits: frozenset[str]) -> int:
+        key = (lab.allowed, lab.prohibited, lab.jurisdictions, lab.lineage, permits)
+        codes = self._shapes
+        c = codes.code.get(key)
+        if c is None:
+            c = codes.code[key] = len(codes.values)
+            codes.values.append(_Shape(*key))
+        return c
 
     def _row(self, template_id: str) -> int | None:
         try:
@@ -305,33 +430,34 @@ class MemoryBackend:
         n = self._n
         grown = np.zeros((cap, dim), np.float32)
         grown[:n] = self._X[:n]
-        self._X[:n] = 0  # the old buffer is freed: leave no copy of the values behind
+        _wipe(self._X[:n])  # the old buffer is freed: leave no copy of the values behind
         self._X = grown
-        for attr in ("_inv", "_ids", "_exp", "_col", "_subj", "_cons", "_shape"):
+        for attr in _COLUMNS:
             old = getattr(self, attr)
             new = np.zeros(cap, old.dtype)
             new[:n] = old[:n]
             setattr(self, attr, new)
         self._cap = cap
 
-    def _remove(self, rows: npt.NDArray[np.intp]) -> int:
-        # Fill the holes below the new end with the surviving rows from the tail, then
-        # zero the vacated tail: removal moves at most min(removed, kept) rows.
-        r = int(rows.size)
+    def _remove(self, dead: npt.NDArray[np.bool_]) -> int:
+        # Remove the rows where *dead* (a mask over rows 0..n) is true. Fill the holes
+        # below the new end with the surviving rows from the tail, then zero the
+        # vacated tail: removal moves at most min(removed, kept) rows.
+        r = int(np.count_nonzero(dead))
         if r == 0:
             return 0
         n = self._n
         keep = n - r
-        dead = np.zeros(n, bool)
-        dead[rows] = True
         holes = np.flatnonzero(dead[:keep])
-        movers = keep + np.flatnonzero(~dead[keep:])
         if holes.size:
-            self._X[holes] = self._X[movers]
-            for attr in ("_inv", "_ids", "_exp", "_col", "_subj", "_cons", "_shape"):
+            movers = keep + np.flatnonzero(~dead[keep:])
+            step = max(1, _MOVE_CHUNK_BYTES // max(1, self._X.shape[1] * 4))
+            for a in range(0, holes.size, step):
+                self._X[holes[a : a + step]] = self._X[movers[a : a + step]]
+            for attr in _COLUMNS:
                 col = getattr(self, attr)
                 col[holes] = col[movers]
-        self._X[keep:n] = 0
+        _wipe(self._X[keep:n])
         self._ids[keep:n] = b""
         self._n = keep
         return r
@@ -347,9 +473,39 @@ def _key(template_id: str) -> bytes:
     return raw
 
 
-def _shape_of(r: Record) -> _Shape:
-    lab = r.label
-    return _Shape(lab.allowed, lab.prohibited, lab.jurisdictions, lab.lineage, r.permits)
+def _keys(template_ids: list[str]) -> npt.NDArray[np.bytes_]:
+    # The 16-byte keys of *template_ids*, as _key() gives them one by one.
+    try:
+        joined = "".join(template_ids)
+        if len(joined) == 32 * len(template_ids) and all(len(t) == 32 for t in template_ids):
+            raw = bytes.fromhex(joined)
+            # 32 characters an id and 16 bytes an id: no id held whitespace, so every
+            # id is exactly its own 16 bytes.
+            if len(raw) == 16 * len(template_ids):
+                return np.frombuffer(raw, dtype="S16").copy()
+    except (ValueError, TypeError):
+        pass
+    return np.array([_key(t) for t in template_ids], dtype="S16")
+
+
+def _hash(keys: npt.NDArray[np.bytes_], shift: np.uint64) -> npt.NDArray[np.uint64]:
+    # A (64 - shift)-bit hash of each 16-byte key: both halves folded, then multiplied.
+    words = keys.view(np.uint64).reshape(-1, 2)
+    h = words[:, 0] ^ words[:, 1]
+    h *= _MIX
+    h >>= shift
+    return h
+
+
+def _wipe(block: npt.NDArray[np.float32]) -> None:
+    # Overwrite *block* with zeros. memset is several times faster than numpy's fill
+    # for the gigabytes a large purge or close overwrites.
+    if block.size == 0:
+        return
+    if block.flags.c_contiguous:
+        ctypes.memset(block.ctypes.data, 0, block.nbytes)
+    else:
+        block[...] = 0
 
 
 def _top_k(scores: npt.NDArray[np.float32], k: int) -> npt.NDArray[np.intp]:

@@ -85,11 +85,11 @@ class StoreMachine(RuleBasedStateMachine):
 
         TestMyStore = MyStoreMachine.TestCase
 
-    Exact backends must return the oracle's top-k scores; set ``exact = False`` on an
-    approximate backend to check only that every result is permitted and scored right.
+    Templates are 8-dimensional. Exact backends must return the oracle's top-k scores;
+    set ``exact = False`` on an approximate backend to check only that every result is
+    permitted and scored right.
     """
 
-    dim: ClassVar[int] = 8
     exact: ClassVar[bool] = True
     tolerance: ClassVar[float] = 1e-4
 
