@@ -7,7 +7,7 @@ return a permissive default.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -22,6 +22,7 @@ __all__ = [
     "Clock",
     "ConsentLookup",
     "GrantVerifierLike",
+    "KeyStore",
     "PolicyRules",
     "RuleFinding",
     "VerifiedGrant",
@@ -104,4 +105,38 @@ class GrantVerifierLike(Protocol):
         self, token: str, *, purpose: Purpose, principal: str | None, now: datetime
     ) -> VerifiedGrant:
         """Verify *token* for *purpose* (and *principal*, if named) at *now*."""
+        ...
+
+
+@runtime_checkable
+class KeyStore(Protocol):
+    """Where a :class:`~purposeguard.crypto.KeyRing` keeps its wrapped data keys.
+
+    Entries are opaque bytes keyed by a key id (32 lowercase hex digits); the key ring
+    wraps every data key under its key-encryption key and MACs every entry, so a store
+    never sees a key in clear and a tampered entry is detected when it is loaded. The
+    key ring calls ``load`` when it opens (and when it meets a key id it does not
+    know), ``put`` when it creates, rotates or shreds a key, and ``replace_all`` when
+    the key-encryption key is rotated.
+
+    An implementation must make ``put`` and ``replace_all`` durable and atomic before
+    returning (all entries or none), and must raise rather than drop a write. When
+    ``put`` replaces an existing entry (a shredded key becomes a tombstone), the old
+    bytes must be destroyed as far as the medium allows.
+    """
+
+    def load(self) -> Mapping[str, bytes]:
+        """Every entry, by key id."""
+        ...
+
+    def put(self, entries: Mapping[str, bytes]) -> None:
+        """Add or replace *entries*, atomically and durably."""
+        ...
+
+    def replace_all(self, entries: Mapping[str, bytes]) -> None:
+        """Replace the whole content with *entries*, atomically and durably."""
+        ...
+
+    def key_ids(self) -> Collection[str]:
+        """The key ids of every entry."""
         ...
