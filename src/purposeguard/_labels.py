@@ -119,6 +119,11 @@ class Label:
     _permits: dict[Purpose, bool] = attrs.field(
         factory=dict, init=False, eq=False, hash=False, repr=False
     )
+    # The canonical encoding, computed once: labels are immutable and sealing, storing
+    # and auditing ask for it again and again.
+    _encoded: list[bytes] = attrs.field(
+        factory=list, init=False, eq=False, hash=False, repr=False
+    )
 
     def __attrs_post_init__(self) -> None:
         if not self.allowed:
@@ -205,6 +210,46 @@ class Label:
             self, allowed=new, expires_at=until, lineage=(*self.lineage, "restrict")
         )
 
+    def rebind(
+        self,
+        purposes: PurposeLike | Iterable[PurposeLike],
+        *,
+        consent: str,
+        expires_at: datetime | None = None,
+        at: datetime | None = None,
+    ) -> Label:
+        """Return a label allowing *purposes* on a fresh *consent* (may broaden).
+
+        Only :meth:`FaceTemplate.rebind <purposeguard.FaceTemplate.rebind>` should call
+        this: it checks the consent with the guard's policy and audits the change. The
+        prohibited purposes stay; ``collected_at`` becomes *at* (the rebind time);
+        ``expires_at`` is kept unless given; ``"rebind"`` is appended to the lineage.
+
+        Raises:
+            PolicyError: no purposes, or no consent id.
+            PurposeViolationError: a purpose is prohibited by this label.
+        """
+        new = purpose_set(purposes, "purposes")
+        if not new:
+            raise PolicyError("rebind() needs at least one purpose")
+        if not isinstance(consent, str) or not consent.strip():
+            raise PolicyError("rebind() needs the id of a fresh consent")
+        for p in sorted(new):
+            for q in sorted(self.prohibited):
+                if p.is_within(q):
+                    raise PurposeViolationError(
+                        f"rebind() to {p.name!r} is within the prohibited purpose {q.name!r}: "
+                        "a consent does not lift a prohibition"
+                    )
+        return attrs.evolve(
+            self,
+            allowed=new,
+            consent=consent,
+            expires_at=self.expires_at if expires_at is None else expires_at,
+            collected_at=self.collected_at if at is None else at,
+            lineage=(*self.lineage, "rebind"),
+        )
+
     @classmethod
     def combine(cls, *labels: Label, step: str | None = None) -> Label:
         """The label of data derived from data under all of *labels*.
@@ -278,9 +323,13 @@ class Label:
 
         Used as AEAD associated data and in audit records.
         """
-        return json.dumps(
-            self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        ).encode("utf-8")
+        if not self._encoded:
+            self._encoded.append(
+                json.dumps(
+                    self.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+                ).encode("utf-8")
+            )
+        return self._encoded[0]
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Label:
