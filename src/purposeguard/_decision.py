@@ -56,6 +56,9 @@ class Decision:
     rule_ids: tuple[str, ...] = ()
     error: type[AccessDeniedError] | None = None
     _label: Label | None = attrs.field(default=None, eq=False, repr=False, alias="label")
+    # Until when a granted decision may be reused (set when a policy says; None: the
+    # label's expiry). Internal to the guard's decision cache.
+    _until: datetime | None = attrs.field(default=None, eq=False, repr=False, alias="until")
 
     def __bool__(self) -> bool:
         return self.allowed
@@ -97,7 +100,10 @@ class AccessRequest:
         operation: the operation (``None`` for a ``@uses`` admission).
         now: the guard's clock time.
         template_id: the template's id (``None`` while wrapping or for a bare label).
-        context: the collection context given to ``wrap`` (``None`` otherwise).
+        context: the collection context given to ``wrap`` (``None`` otherwise), or the
+            context of another operation (e.g. a disclosure's recipient for EXPORT).
+        consents: the guard's consent registry (``Guard(consents=...)``), for rules that
+            read consent records; ``None`` if the guard has none.
     """
 
     label: Label
@@ -106,3 +112,4 @@ class AccessRequest:
     now: datetime
     template_id: str | None = None
     context: object | None = None
+    consents: object | None = None

@@ -198,6 +198,12 @@ class Guard:
         eq=False,
         repr=False,
     )
+    _policy_quick: Callable[..., datetime | None] | None = attrs.field(
+        default=attrs.Factory(lambda g: _hook(g.policy, "remembered_until"), takes_self=True),
+        init=False,
+        eq=False,
+        repr=False,
+    )
     _policy_after: Callable[..., None] | None = attrs.field(
         default=attrs.Factory(lambda g: _hook(g.policy, "after_access"), takes_self=True),
         init=False,
@@ -301,6 +307,9 @@ class Guard:
                     or self.consents is None
                     or not self.consents.is_withdrawn(label.consent)
                 )
+                # With a policy, reading the registry may have dropped cached decisions
+                # (a change made by another process): then decide again.
+                and (policy_until is None or self._granted.get(key) is hit)
             ):
                 return hit
         reasons: list[str] = []
@@ -339,24 +348,32 @@ class Guard:
         ):
             reasons.append(f"consent {label.consent!r} is withdrawn or unknown")
             error = error or ConsentError
+        # A policy may answer a repeated question from what it remembers (until when a
+        # granted verdict stands) without the request being built; else it evaluates.
+        remembered = None
         if self.policy is not None:
-            request = AccessRequest(
-                label=label,
-                purpose=p,
-                operation=op,
-                now=now,
-                template_id=tid,
-                context=context,
-                consents=self.consents,
-            )
-            for finding in self.policy.evaluate(request):
-                reasons.append(f"{finding.rule_id}: {finding.reason}")
-                if finding.rule_id not in rule_ids:
-                    rule_ids.append(finding.rule_id)
-                error = error or finding.error
+            quick = self._policy_quick
+            if quick is not None and error is None and context is None and p is not None:
+                remembered = quick(label, p, op, now, self.consents)
+            if remembered is None:
+                request = AccessRequest(
+                    label=label,
+                    purpose=p,
+                    operation=op,
+                    now=now,
+                    template_id=tid,
+                    context=context,
+                    consents=self.consents,
+                )
+                for finding in self.policy.evaluate(request):
+                    reasons.append(f"{finding.rule_id}: {finding.reason}")
+                    if finding.rule_id not in rule_ids:
+                        rule_ids.append(finding.rule_id)
+                    error = error or finding.error
         if error is None:
-            until = None
-            if cacheable and self.policy is not None and policy_until is not None:
+            until = remembered
+            if until is None and cacheable and self.policy is not None:
+                assert policy_until is not None
                 until = policy_until(request)
                 cacheable = until is not None
             granted = Decision(

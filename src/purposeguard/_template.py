@@ -171,6 +171,7 @@ class FaceTemplate:
             consent=consent,
             jurisdictions=jurisdictions,
             collected_at=collected_at,
+            context=context,
         )
         template = cls._new(values, label)
         _authorize_collect(guard, template, context)
@@ -190,6 +191,7 @@ class FaceTemplate:
         consent: str | None,
         jurisdictions: str | Iterable[str],
         collected_at: datetime | None,
+        context: object | None = None,
     ) -> tuple[npt.NDArray[np.floating[Any]], Label]:
         # Every check of wrap() but the collection decision: shared with adoption.
         values = as_vector(vector)
@@ -222,6 +224,7 @@ class FaceTemplate:
         banned = purpose_set(prohibited, "prohibited")
         guard.taxonomy.require(sorted(allowed | banned))
         _check_retention(guard, allowed, collected, until)
+        _check_policy_retention(guard, allowed, subject, consent, collected, until)
         label = Label(
             allowed=allowed,
             prohibited=banned,
@@ -292,6 +295,50 @@ class FaceTemplate:
         label = self._label.restrict(purposes)
         current_guard().taxonomy.require(sorted(label.allowed))
         return FaceTemplate._new(self._vault._v, label)
+
+    def rebind(
+        self,
+        purposes: PurposeLike | Iterable[PurposeLike],
+        *,
+        consent: object,
+        expires_at: datetime | None = None,
+        context: object | None = None,
+    ) -> FaceTemplate:
+        """A new template (new id, same values) allowing *purposes* on a fresh *consent*.
+
+        The only way to broaden a label (PIPL Art. 14, GDPR Art. 6(4)): the new label
+        rests on *consent* (the id of a registered consent, or a consent record, which
+        is registered in the guard's consent registry first) and its ``collected_at`` is
+        the rebind time. The rebind is a COLLECT of the new template, checked and
+        audited like ``wrap`` (a policy checks that the consent covers every new
+        purpose, in the form its rules demand); the retention rules apply to the new
+        expiry (default: the old one). The original template is unchanged.
+
+        Raises:
+            PolicyError: no consent id, unknown purposes, or an expiry beyond a cap.
+            PurposeViolationError: a new purpose is prohibited by the label.
+            AccessDeniedError: (a subclass) the policy refuses the rebind.
+        """
+        guard = current_guard()
+        cid = consent if isinstance(consent, str) else getattr(consent, "id", None)
+        if not isinstance(cid, str) or not cid:
+            raise PolicyError("rebind() needs a consent record or its id")
+        if not isinstance(consent, str):
+            # A record given here is registered (a no-op if it already is; a different
+            # record under a registered id is refused by the registry).
+            add = getattr(guard.consents, "add", None)
+            if callable(add):
+                add(consent)
+        now = guard.clock.now()
+        label = self._label.rebind(purposes, consent=cid, expires_at=expires_at, at=now)
+        guard.taxonomy.require(sorted(label.allowed | label.prohibited))
+        _check_retention(guard, label.allowed, now, label.expires_at)
+        _check_policy_retention(guard, label.allowed, label.subject, cid, now, label.expires_at)
+        template = FaceTemplate._new(self._vault._v, label)
+        guard.begin(Operation.COLLECT, (template,), context=context, own_purpose=True).commit(
+            extra_ids=[self._id], note=f"rebind of template {self._id} on consent {cid}"
+        )
+        return template
 
     def _values(self) -> npt.NDArray[np.floating[Any]]:
         # For purposeguard's own checked operations only: callers authorize first.
@@ -416,6 +463,27 @@ def _check_retention(
                 f"expiry exceeds the maximum retention of {cap} that the taxonomy sets for "
                 f"{p.name!r}; the latest accepted expiry is {(collected + cap).isoformat()}"
             )
+
+
+def _check_policy_retention(
+    guard: Guard,
+    allowed: frozenset[Purpose],
+    subject: str,
+    consent: str | None,
+    collected: datetime,
+    until: datetime,
+) -> None:
+    # A policy that caps retention (purposeguard.policy.Policy) refuses a later expiry.
+    check = getattr(guard.policy, "check_retention", None)
+    if callable(check):
+        check(
+            guard=guard,
+            purposes=allowed,
+            subject=subject,
+            consent=consent,
+            collected_at=collected,
+            expires_at=until,
+        )
 
 
 def _authorize_collect(guard: Guard, template: FaceTemplate, context: object | None) -> None:

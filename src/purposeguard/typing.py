@@ -86,6 +86,25 @@ class PolicyRules(Protocol):
     The guard calls ``evaluate`` on every check that the label and the taxonomy permit
     and on every collection, and denies when it returns any finding. It must return
     *every* rule that denies, not only the first; it must not have side effects.
+
+    Optional methods the core calls when a policy has them (``purposeguard.policy.Policy``
+    implements all of them):
+
+    - ``validate_guard(guard)`` when a guard is built: raise ``PolicyError`` if the
+      guard cannot serve the policy (e.g. no consent registry).
+    - ``guard_warnings() -> Iterable[str]`` when a guard is built: each is issued as a
+      ``PurposeWarning`` (undeclared duties).
+    - ``granted_until(request) -> datetime | None`` after a granted decision: until
+      when the guard may reuse it (``None``: do not); and ``remembered_until(label,
+      purpose, operation, now, consents)`` before building a request: a granted verdict
+      still standing, or ``None`` to evaluate. Neither may ever deny or grant more
+      than ``evaluate`` would.
+    - ``after_access(guard, operation, subjects, now)`` after a granted access is
+      audited (e.g. to record the subjects' interactions).
+    - ``check_retention(*, guard, purposes, subject, consent, collected_at,
+      expires_at)`` at wrap and rebind: raise ``PolicyError`` for an expiry beyond
+      what the policy allows.
+    - ``filing_alerts(stats) -> Iterable[str]`` from ``GuardedStore.stats()``.
     """
 
     def evaluate(self, request: AccessRequest) -> Iterable[RuleFinding]:

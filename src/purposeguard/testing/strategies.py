@@ -150,3 +150,31 @@ def templates(
 def sample_purposes(taxonomy: Taxonomy) -> Sequence[Purpose]:
     """The purposes of *taxonomy*, sorted (a helper for ``st.sampled_from``)."""
     return sorted(taxonomy)
+
+
+# -- purposeguard.policy records (imported when first used) -------------------------------
+
+__all__ += ["collection_contexts", "consents"]
+
+
+def consents(
+    *,
+    subject: str | None = None,
+    taxonomy: Taxonomy | None = None,
+    given_before: datetime | None = None,
+) -> st.SearchStrategy[Any]:
+    """Consent records (``purposeguard.policy.Consent``) of any form; see
+    ``purposeguard.testing._policy_strategies.consents``."""
+    from purposeguard.testing import _policy_strategies
+
+    return _policy_strategies.consents(
+        subject=subject, taxonomy=taxonomy, given_before=given_before
+    )
+
+
+def collection_contexts() -> st.SearchStrategy[Any]:
+    """Collection contexts (``purposeguard.policy.CollectionContext``) over every place
+    and source."""
+    from purposeguard.testing import _policy_strategies
+
+    return _policy_strategies.collection_contexts()
