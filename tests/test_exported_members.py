@@ -51,7 +51,7 @@ DESIGN_AUDIT = {"AuditEvent", "AuditSink", "MemorySink", "LoggingSink", "Outcome
 # DESIGN.md's section Testing toolkit (StoreMachine belongs to the stores issue).
 DESIGN_TESTING = {"strategies", "capture_audit", "FrozenClock"}
 
-PACKAGES = ["purposeguard", "purposeguard.audit"]
+PACKAGES = ["purposeguard", "purposeguard.audit", "purposeguard.reports"]
 
 
 def public_names(module: types.ModuleType) -> set[str]:

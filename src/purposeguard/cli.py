@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import _cli_audit, _cli_crypto, _cli_policy
+from . import _cli_audit, _cli_crypto, _cli_policy, _cli_report
 from ._cli import CommandError
 from ._cli import demo as _demo
 from ._cli import store as _store
@@ -130,6 +130,7 @@ def _parser() -> argparse.ArgumentParser:
     _cli_audit.register(sub)
     _cli_crypto.register(sub)
     _cli_policy.register(sub)
+    _cli_report.register(sub)
 
     tax = sub.add_parser("taxonomy", help="show the purpose taxonomy (default or from a file)")
     tax.add_argument("--file", help="a TOML taxonomy layered over the default face taxonomy")
