@@ -13,6 +13,9 @@ Art. 55-56 impact assessment. Render it with :meth:`Report.to_markdown` or
         ...  # the log failed verification: the report says so at the top
     Path("record.html").write_text(report.to_html(), encoding="utf-8")
 
+``NO_RULE`` is the bucket under which denials that name no rule id (a label or a
+purpose scope refused them) are counted.
+
 A report holds counts, purposes, rule ids and policy settings: never a template value,
 a subject id or a consent id. The command line is ``purposeguard report``.
 """
