@@ -335,8 +335,7 @@ class FaissBackend:
             if n == 0 or k <= 0:
                 return []
             q = self._probe(query)
-            rows = self._mem.matching_rows(flt)
-            m = int(rows.size)
+            matching, m = self._mem.matching_mask(flt)
             if m == 0:
                 return []
             faiss = self._faiss
@@ -344,8 +343,7 @@ class FaissBackend:
             mask: npt.NDArray[np.bool_] | None = None
             sel: Any = None
             if m < n:
-                mask = np.zeros(n, bool)
-                mask[rows] = True
+                mask = matching
                 bitmap = np.packbits(mask, bitorder="little")
                 sel = faiss.IDSelectorBitmap(bitmap)  # keeps a reference to bitmap
             found = None

@@ -340,17 +340,23 @@ class MemoryBackend:
         self, labels: Sequence[Label], permits: Sequence[frozenset[str]], lo: int, hi: int
     ) -> None:
         # Fill the label columns of rows lo..hi. Each distinct (label, permits) pair of
-        # objects is compiled once; templates often share them, and a label's columns
+        # objects is compiled once: templates often share them, and a label's columns
         # depend on nothing else.
-        seen: dict[tuple[int, int], int] = {}
-        first = seen.setdefault
-        pairs = zip(labels, permits, strict=True)
-        which = [first((id(lab), id(p)), len(seen)) for lab, p in pairs]
-        if len(seen) == len(labels):
+        m = len(labels)
+        label_ids = np.fromiter(map(id, labels), np.uint64, m)
+        _, reps, which = np.unique(label_ids, return_index=True, return_inverse=True)
+        permit_ids = np.fromiter(map(id, permits), np.uint64, m)
+        if not np.array_equal(permit_ids, permit_ids[reps][which]):
+            # The same label with different permits: tell the pairs apart.
+            pairs = np.stack([label_ids, permit_ids], axis=1)
+            _, reps, which = np.unique(pairs, axis=0, return_index=True, return_inverse=True)
+        which = which.reshape(m)
+        everyone = reps.size == m
+        if everyone:
             distinct = zip(labels, permits, strict=True)
         else:
-            reps = np.unique(which, return_index=True)[1].tolist()
-            distinct = zip([labels[i] for i in reps], [permits[i] for i in reps], strict=True)
+            picks = reps.tolist()
+            distinct = zip([labels[i] for i in picks], [permits[i] for i in picks], strict=True)
         subjects, consents, shape_code = self._subjects.get, self._consents.get, self._shape_code
         exp, col, subj, cons, shape = [], [], [], [], []
         epoch, us = _EPOCH, _US  # to_us(), inlined: this loop runs once a template
@@ -368,13 +374,11 @@ class MemoryBackend:
             (self._cons, cons),
             (self._shape, shape),
         )
-        if len(seen) == len(labels):
-            for column, values in columns:
+        for column, values in columns:
+            if everyone:  # compiled in row order
                 column[lo:hi] = values
-        else:
-            idx = np.array(which, np.intp)
-            for column, values in columns:
-                column[lo:hi] = np.array(values, column.dtype)[idx]
+            else:  # compiled in the order of np.unique: which maps rows to them
+                column[lo:hi] = np.array(values, column.dtype)[which]
 
     def _shape_code(self, lab: Label, permits: frozenset[str]) -> int:
         key = (lab.allowed, lab.prohibited, lab.jurisdictions, lab.lineage, permits)

@@ -16,11 +16,12 @@ from purposeguard._taxonomy import Taxonomy
 __all__ = ["Hit", "Record", "SearchFilter", "from_us", "permitted_purposes", "to_us"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_US: Final = timedelta(microseconds=1)
 
 
 def to_us(at: datetime) -> int:
     """Microseconds since the Unix epoch (UTC) of an aware datetime."""
-    return (at - _EPOCH) // timedelta(microseconds=1)
+    return (at - _EPOCH) // _US
 
 
 def from_us(us: int) -> datetime:
@@ -33,9 +34,9 @@ def permitted_purposes(label: Label, taxonomy: Taxonomy) -> frozenset[str]:
     return frozenset(p.name for p in taxonomy if label.permits(p))
 
 
-@attrs.frozen(kw_only=True)
+@attrs.frozen(kw_only=True, eq=False)
 class Record:
-    """One template as a backend stores it.
+    """One template as a backend stores it. Compared by identity (it holds an array).
 
     Attributes:
         template_id: the template's id (32 lowercase hex digits).
