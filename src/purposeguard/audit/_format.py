@@ -28,6 +28,7 @@ __all__ = [
     "leaf_hash",
     "loads_strict",
     "log_key",
+    "mac_and_next_key",
     "node_hash",
     "pseudonym",
 ]
@@ -69,6 +70,31 @@ def log_key(key: bytes, log_id: str) -> bytearray:
 def evolve(k: bytearray) -> None:
     """Replace k_i by k_{i+1} = HMAC-SHA256(k_i, context), overwriting it in place."""
     k[:] = hmac.digest(k, _EVOLVE_CONTEXT, "sha256")
+
+
+_IPAD: Final = bytes(x ^ 0x36 for x in range(256))
+_OPAD: Final = bytes(x ^ 0x5C for x in range(256))
+_ZEROS: Final = bytes(64)
+_sha256: Final = hashlib.sha256
+
+
+def mac_and_next_key(k: bytes | bytearray, body: bytes) -> tuple[bytes, bytes]:
+    """``(HMAC-SHA256(k, body), HMAC-SHA256(k, evolve context))``: an entry's MAC and
+    the next key, the same values as ``hmac.digest`` and :func:`evolve` give.
+
+    One key pad serves both MACs (RFC 2104 by hand: ``H(K ^ opad || H(K ^ ipad ||
+    m))`` with ``K`` zero-padded to 64 bytes), which is about twice as fast as two
+    one-shot HMACs. The caller installs the next key only once the entry is written.
+    """
+    if len(k) > 64:
+        raise ValueError("an audit key schedule key is at most 64 bytes")
+    padded = bytes(k) + _ZEROS[len(k) :]
+    ipad = padded.translate(_IPAD)
+    opad = padded.translate(_OPAD)
+    sha = _sha256
+    mac = sha(opad + sha(ipad + body).digest()).digest()
+    nxt = sha(opad + sha(ipad + _EVOLVE_CONTEXT).digest()).digest()
+    return mac, nxt
 
 
 def leaf_hash(line: bytes) -> bytes:

@@ -6,6 +6,7 @@ import atexit
 import contextlib
 import errno
 import hmac
+import json
 import os
 import secrets
 import sys
@@ -13,6 +14,8 @@ import threading
 import time
 import weakref
 from collections.abc import Callable
+from datetime import datetime
+from hashlib import sha256 as _sha256
 from pathlib import Path
 from typing import Final, Literal
 
@@ -21,7 +24,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from purposeguard._clock import SystemClock
 from purposeguard._errors import AuditError, PolicyError
-from purposeguard._events import AuditEvent
+from purposeguard._events import AuditEvent, Outcome
+from purposeguard._purposes import Operation, Purpose
 from purposeguard.typing import Clock
 
 from ._format import (
@@ -35,6 +39,7 @@ from ._format import (
     evolve,
     leaf_hash,
     log_key,
+    mac_and_next_key,
     pseudonym,
 )
 
@@ -68,6 +73,56 @@ def pseudonymise(subject: str, *, key: bytes) -> str:
     if not isinstance(subject, str) or not subject:
         raise PolicyError("subject must be a non-empty string")
     return pseudonym(subject, as_key(key, "pseudonymise_key"))
+
+
+# -- the canonical JSON of an event, without building a dict ---------------------------
+#
+# ENCODER.encode(event.to_dict()) with sorted keys, written out by hand for events of
+# the types the guard builds; anything else (a subclass, a list instead of a tuple)
+# takes that generic path, so the bytes are the same either way. The strings are
+# escaped by the function the C encoder itself uses.
+
+_json_str: Final = json.encoder.encode_basestring_ascii
+_OPERATIONS: Final = {op: _json_str(op.value) for op in Operation}
+_OUTCOMES: Final = {o: _json_str(o.value) for o in Outcome}
+_MAX_MEMO: Final = 65_536
+
+
+def _json_strs(items: tuple[str, ...]) -> str:
+    return "[" + ",".join(map(_json_str, items)) + "]" if items else "[]"
+
+
+def _opt(value: str | None) -> str:
+    return "null" if value is None else _json_str(value)
+
+
+def _event_json(e: AuditEvent, subjects: tuple[str, ...] | list[str]) -> str | None:
+    """The canonical JSON of *e* with *subjects*, or ``None`` if *e* is not of the
+    plain types this is written for."""
+    op, outcome, purpose, at = e.operation, e.outcome, e.purpose, e.at
+    seq, tids, rules = e.seq, e.template_ids, e.rule_ids
+    if (
+        type(seq) is not int
+        or type(at) is not datetime
+        or type(tids) is not tuple
+        or type(rules) is not tuple
+        or type(outcome) is not Outcome
+        or not (op is None or type(op) is Operation)
+        or not (purpose is None or type(purpose) is Purpose)
+    ):
+        return None
+    try:
+        return (
+            f'{{"at":{_json_str(at.isoformat())},"grant_id":{_opt(e.grant_id)},'
+            f'"operation":{"null" if op is None else _OPERATIONS[op]},'
+            f'"outcome":{_OUTCOMES[outcome]},"principal":{_opt(e.principal)},'
+            f'"purpose":{"null" if purpose is None else _json_str(purpose.name)},'
+            f'"reason":{_json_str(e.reason)},"rule_ids":{_json_strs(rules)},"seq":{seq},'
+            f'"site":{_json_str(e.site)},"subjects":{_json_strs(tuple(subjects))},'
+            f'"template_ids":{_json_strs(tids)}}}'
+        )
+    except TypeError:  # a field that is not a str: the generic encoder decides
+        return None
 
 
 def _errname(e: OSError) -> str:
@@ -192,6 +247,7 @@ class JsonlSink:
         self._pseudo = (
             None if pseudonymise_key is None else as_key(pseudonymise_key, "pseudonymise_key")
         )
+        self._pseudo_memo: dict[str, str] = {}
         self._path = Path(path)
         self._durability: Durability = durability
         self._batch_size = batch_size
@@ -293,19 +349,27 @@ class JsonlSink:
         """
         if not isinstance(event, AuditEvent):
             raise AuditError(f"JsonlSink.emit takes an AuditEvent, got {type(event).__name__}")
-        d = event.to_dict()
+        subjects: tuple[str, ...] | list[str] = event.subjects
         if self._pseudo is not None:
-            key = self._pseudo
-            d["subjects"] = sorted({pseudonym(s, key) for s in d["subjects"]})
-        ev = ENCODER.encode(d)
+            subjects = self._pseudonyms(event.subjects)
+        ev = _event_json(event, subjects) if type(subjects) in (tuple, list) else None
+        if ev is None:
+            d = event.to_dict()
+            if self._pseudo is not None:
+                d["subjects"] = subjects
+            ev = ENCODER.encode(d)
         with self._lock:
-            self._ready()
-            body = (
-                '{"event":' + ev + ',"kind":"event","prev":"' + self._prev
-                + '","seq":' + str(self._seq) + ',"v":1}'
-            ).encode("ascii")  # fmt: skip
-            mac = hmac.digest(self._k, body, "sha256")
-            line = b'{"entry":' + body + b',"mac":"' + mac.hex().encode("ascii") + b'"}'
+            if (
+                self._closed
+                or self._broken is not None
+                or self._retry
+                or self._cp_key is not None
+                or self._max_bytes is not None
+            ):
+                self._ready()
+            text = f'{{"event":{ev},"kind":"event","prev":"{self._prev}","seq":{self._seq},"v":1}}'
+            mac, next_key = mac_and_next_key(self._k, text.encode("ascii"))
+            line = f'{{"entry":{text},"mac":"{mac.hex()}"}}'.encode("ascii")
             buf = self._buf
             buf.append(line)
             self._buffered += len(line) + 1
@@ -318,7 +382,30 @@ class JsonlSink:
                     buf.pop()
                     self._buffered -= len(line) + 1
                     raise
-            self._advance(line)
+            # _advance, with the next key already computed.
+            h = _sha256(b"\x00" + line).digest()  # leaf_hash(line)
+            self._k[:] = next_key
+            self._tree.append(h)
+            self._prev = h.hex()
+            self._seq += 1
+            self._cp_since += 1
+
+    def _pseudonyms(self, subjects: tuple[str, ...]) -> list[str]:
+        # Sorted, without repeats; remembered per subject (one HMAC per new subject).
+        key = self._pseudo
+        assert key is not None
+        memo = self._pseudo_memo
+        out = set()
+        for s in subjects:
+            p = memo.get(s) if type(s) is str else None
+            if p is None:
+                p = pseudonym(s, key)
+                if type(s) is str:
+                    if len(memo) >= _MAX_MEMO:
+                        memo.clear()
+                    memo[s] = p
+            out.add(p)
+        return sorted(out)
 
     def flush(self) -> None:
         """Write (and, unless ``durability="none"``, fsync) every event emitted so far.

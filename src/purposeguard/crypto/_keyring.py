@@ -168,6 +168,9 @@ class KeyRing:
         self._by_subject: dict[str, set[bytes]] = {}  # live (not shredded) key ids
         # subject -> its current (key id, derivation); emptied by every change
         self._current: dict[str, tuple[bytes, _hazmat.RecordKdf]] = {}
+        # key id -> (subject, derivation) of a live key, read without the lock; an
+        # entry goes (under the lock) before its key is shredded, retired or replaced.
+        self._open: dict[bytes, tuple[str, _hazmat.RecordKdf]] = {}
         self._load()
 
     # -- construction ----------------------------------------------------------------
@@ -324,6 +327,12 @@ class KeyRing:
     def _current_keys(self, subjects: Iterable[str]) -> dict[str, tuple[bytes, _hazmat.RecordKdf]]:
         # (key id, key derivation) of each subject's current key, creating missing ones
         # in one store write.
+        subjects = list(subjects)
+        current = self._current
+        try:  # without the lock when every subject is known (dict reads are atomic)
+            return {s: current[s] for s in subjects}
+        except KeyError:
+            pass
         with self._lock:
             out: dict[str, tuple[bytes, _hazmat.RecordKdf]] = {}
             new: dict[bytes, _Entry] = {}
@@ -351,6 +360,9 @@ class KeyRing:
 
     def _key_by_id(self, kid: bytes) -> tuple[str, _hazmat.RecordKdf] | None:
         # (subject, key derivation) of a live key, or None (unknown or shredded).
+        hit = self._open.get(kid)  # a dict read is atomic: no lock on the hot path
+        if hit is not None:
+            return hit
         with self._lock:
             e = self._entries.get(kid)
             if e is None:
@@ -358,7 +370,8 @@ class KeyRing:
                 e = self._entries.get(kid)
             if e is None or e.state == _SHREDDED:
                 return None
-            return e.subject, self._unwrapped(kid)
+            found = self._open[kid] = (e.subject, self._unwrapped(kid))
+            return found
 
     def _is_shredded(self, kid: bytes) -> bool:
         with self._lock:
@@ -388,8 +401,12 @@ class KeyRing:
         if not updates:
             return
         encoded = {k: _encode_entry(self._mac_key, k, e) for k, e in updates.items()}
-        self._store.put({k.hex(): v for k, v in encoded.items()})
+        # The lock-free caches forget first, so that no reader finds a key the store
+        # write below shreds, retires or replaces.
         self._current.clear()
+        for k in updates:
+            self._open.pop(k, None)
+        self._store.put({k.hex(): v for k, v in encoded.items()})
         for k, e in updates.items():
             old = self._entries.get(k)
             if old is not None:
@@ -433,6 +450,7 @@ class KeyRing:
                 self._keys.pop(kid, None)
             seen[kid] = blob
         self._current.clear()
+        self._open.clear()
         self._entries = entries
         self._raw = seen
         index: dict[str, set[bytes]] = {}

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import os
 import struct
 import threading
-import weakref
 from collections.abc import Iterable, Sequence
 from typing import Any, Final
 
@@ -37,7 +35,6 @@ INTEGRITY_MESSAGE: Final = (
 )
 _MAX_CACHED_LABELS: Final = 4096
 _labels: dict[bytes, Label] = {}  # canonical bytes -> decoded label
-_encoded: dict[int, tuple[weakref.ref[Label], bytes]] = {}  # id(label) -> its bytes
 _labels_lock = threading.Lock()
 
 
@@ -69,6 +66,7 @@ def _sealable(values: npt.NDArray[np.floating[Any]], tid: str) -> None:
 
 def _label_of(data: bytes) -> Label:
     # Decoding a label costs more than the decryption; labels recur, so cache by bytes.
+    # Only authenticated bytes get here, and a Label is immutable.
     label = _labels.get(data)
     if label is None:
         label = Label.from_bytes(data)
@@ -77,23 +75,6 @@ def _label_of(data: bytes) -> Label:
                 _labels.clear()
             _labels[data] = label
     return label
-
-
-def _bytes_of(label: Label) -> bytes:
-    # Encoding a label costs more than the encryption: remember each label's bytes
-    # (and the label for those bytes, so that this process's own blobs decode free).
-    hit = _encoded.get(id(label))
-    if hit is not None and hit[0]() is label:
-        return hit[1]
-    data = label.to_bytes()
-    with _labels_lock:
-        if len(_encoded) >= _MAX_CACHED_LABELS:
-            _encoded.clear()
-        if len(_labels) >= _MAX_CACHED_LABELS:
-            _labels.clear()
-        _encoded[id(label)] = (weakref.ref(label), data)
-        _labels[data] = label
-    return data
 
 
 def seal_values(
@@ -107,25 +88,22 @@ def seal_values(
     For purposeguard's own callers (``seal``, ``reseal``, the sealed store), which
     authorise first or never release the values.
     """
-    keys = keyring._current_keys(label.subject for _, label, _ in items)
-    salts = _salts
-    if salts is None:
-        pool = os.urandom(_hazmat.SALT_LEN * len(items))
-        salts = [pool[i : i + _hazmat.SALT_LEN] for i in range(0, len(pool), _hazmat.SALT_LEN)]
-    out = []
-    for (tid, label, values), salt in zip(items, salts, strict=True):
-        kid, key = keys[label.subject]
-        out.append(
-            _hazmat.seal_record(
-                kdf=key,
-                key_id=kid,
-                template_id=_tid_bytes(tid),
-                label_bytes=_bytes_of(label),
-                values=values,
-                salt=salt,
-            )
-        )
-    return out
+    return _seal_checked(keyring, [(_tid_bytes(tid), lb, v) for tid, lb, v in items], _salts)
+
+
+def _seal_checked(
+    keyring: KeyRing,
+    items: Sequence[tuple[bytes, Label, npt.NDArray[np.floating[Any]]]],
+    salts: Sequence[bytes] | None,
+) -> list[bytes]:
+    # items: (template id as bytes, label, values), the ids already checked.
+    if salts is not None and len(salts) != len(items):
+        raise ValueError("one salt per template")
+    keys = keyring._current_keys([label.subject for _, label, _ in items])
+    return _hazmat.seal_batch(
+        [(keys[label.subject], tid, label.to_bytes(), values) for tid, label, values in items],
+        salts,
+    )
 
 
 def open_sealed(
@@ -137,25 +115,31 @@ def open_sealed(
         IntegrityError: any failure, always with the same message.
         InvalidTemplateError: *blob* is not bytes-like.
     """
-    if not isinstance(blob, bytes | bytearray | memoryview):
-        raise InvalidTemplateError(f"a sealed template is bytes, got {type(blob).__name__}")
-    data = blob if type(blob) is bytes else bytes(blob)
+    if type(blob) is not bytes:
+        if not isinstance(blob, bytes | bytearray | memoryview):
+            raise InvalidTemplateError(f"a sealed template is bytes, got {type(blob).__name__}")
+        blob = bytes(blob)
     try:
-        opened = _hazmat.open_record(data)
+        opened = _hazmat.Opened(blob)
         found = keyring._key_by_id(opened.key_id)
         if found is None:
             raise _hazmat.UnsealError
         subject, key = found
-        raw = opened.decrypt(key)
+        # Checks the key commitment before it decrypts: the order matters.
+        values = opened.decrypt(key)
         # Authenticated from here on: the label may now drive behaviour.
         label = _label_of(opened.label_bytes)
         if label.subject != subject:
             raise _hazmat.UnsealError
-        # A read-only view of the decrypted bytes, which nothing else references.
-        values = raw if raw.dtype.isnative else raw.astype(raw.dtype.newbyteorder("="))
+        # A read-only view of decrypted bytes that nothing else references.
+        if not values.dtype.isnative:
+            values = values.astype(values.dtype.newbyteorder("="))
+            values.flags.writeable = False
+        # Authentic is not the same as well-formed: the bytes were written by whoever
+        # holds the data key (another implementation of the format, another version),
+        # so values that could not have come from a FaceTemplate are refused too.
         if not np.isfinite(values).all():
             raise _hazmat.UnsealError
-        values.flags.writeable = False
         return opened.template_id.hex(), label, values
     except (_hazmat.UnsealError, ValueError, TypeError, struct.error):
         # PolicyError and InvalidTemplateError are ValueErrors: one opaque error for all.
@@ -195,15 +179,21 @@ def seal_many(
     """
     ring = _keyring(keyring)
     batch = list(templates)
+    items: list[tuple[bytes, Label, npt.NDArray[np.floating[Any]]]] = []
     for t in batch:
         if not isinstance(t, FaceTemplate):
             raise InvalidTemplateError(f"seal() takes FaceTemplates, got {type(t).__name__}")
-        _tid_bytes(t.id)
-        _sealable(t._values(), t.id)
+        tid = t.id
+        tid_bytes = _tid_bytes(tid)
+        values = t._values()
+        if values.dtype not in _hazmat.AS_IS:
+            _sealable(values, tid)
+        items.append((tid_bytes, t.label, values))
     if not batch:
         return []
+    # Checked before it is authorised (a bad input is no access), sealed after.
     current_guard().authorize(Operation.EXPORT, batch, own_purpose=True)
-    return seal_values(ring, [(t.id, t.label, t._values()) for t in batch], _salts=_salts)
+    return _seal_checked(ring, items, _salts)
 
 
 def unseal(blob: bytes, keyring: KeyRing) -> FaceTemplate:
