@@ -121,9 +121,7 @@ class Label:
     )
     # The canonical encoding, computed once: labels are immutable and sealing, storing
     # and auditing ask for it again and again.
-    _encoded: list[bytes] = attrs.field(
-        factory=list, init=False, eq=False, hash=False, repr=False
-    )
+    _encoded: list[bytes] = attrs.field(factory=list, init=False, eq=False, hash=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
         if not self.allowed:
