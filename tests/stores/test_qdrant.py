@@ -81,30 +81,6 @@ class TestQdrantBackend(BackendContract):
         backend.close()
         return QdrantBackend(path=tmp_path / "qdrant")
 
-    def test_reopen_keeps_labels_and_values(self, store: GuardedStore, tmp_path: Path) -> None:
-        # The contract's version reads under "face.identification", which the label's
-        # prohibition of "face.identification.realtime_remote" denies (a purpose
-        # covering a prohibited one is denied): read under a narrower purpose instead.
-        t = pg.FaceTemplate.wrap(
-            np.arange(1, DIM + 1, dtype=np.float32),
-            subject="a",
-            purposes=["face.identification", "face.verification"],
-            prohibited="face.identification.realtime_remote",
-            ttl=timedelta(days=1),
-            consent="c-7",
-            jurisdictions=["gdpr"],
-        )
-        store.enrol(t)
-        reopened = self.reopen(store.backend, tmp_path)
-        assert reopened is not None
-        again = GuardedStore(reopened)
-        with pg.purpose("face.identification.closed_set_optin"):
-            back = again.get(t.id)
-        assert back.label == t.label
-        with pg.purpose("face.verification"):
-            assert np.array_equal(back.reveal(), t.reveal())
-        again.close()
-
 
 # -- helpers -------------------------------------------------------------------------------
 

@@ -22,7 +22,31 @@ import numpy.typing as npt
 from purposeguard._errors import IntegrityError, InvalidTemplateError, PolicyError
 from purposeguard._labels import Label
 
-from ._records import Hit, Record, SearchFilter, to_us
+from ._records import (
+    PAYLOAD_CONSENT as _CONSENT,
+)
+from ._records import (
+    PAYLOAD_EXPIRES as _EXPIRES,
+)
+from ._records import (
+    PAYLOAD_HIT_FIELDS,
+    Hit,
+    Record,
+    SearchFilter,
+    to_us,
+)
+from ._records import (
+    PAYLOAD_ID as _ID,
+)
+from ._records import (
+    PAYLOAD_LABEL as _LABEL,
+)
+from ._records import (
+    PAYLOAD_PERMITS as _PERMITS,
+)
+from ._records import (
+    PAYLOAD_SUBJECT as _SUBJECT,
+)
 
 if TYPE_CHECKING:
     from pymilvus import MilvusClient
@@ -31,17 +55,10 @@ __all__ = ["MilvusBackend"]
 
 _INSTALL: Final = "pip install 'purposeguard[milvus]'"
 
-# The collection's fields (Record.payload() names, plus the vector and its values).
-_ID: Final = "pg_id"
+# The collection's fields: Record.payload()'s, plus the vector and its values.
 _VECTOR: Final = "pg_vector"
-_SUBJECT: Final = "pg_subject"
-_CONSENT: Final = "pg_consent"
-_EXPIRES: Final = "pg_expires_us"
-_PERMITS: Final = "pg_permits"
-_LABEL: Final = "pg_label"
 _VALUES: Final = "pg_values"
-# What a search reads back: the label, never the stored values.
-_HIT_FIELDS: Final = [_ID, _SUBJECT, _CONSENT, _EXPIRES, _PERMITS, _LABEL]
+_HIT_FIELDS: Final = list(PAYLOAD_HIT_FIELDS)
 
 _ID_RE: Final = re.compile(r"[0-9a-f]{32}")
 # Milvus limits: VARCHAR max_length (bytes), ARRAY max_capacity, topK, and the

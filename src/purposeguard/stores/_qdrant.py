@@ -25,7 +25,31 @@ from purposeguard._errors import (
 )
 from purposeguard._labels import Label
 
-from ._records import Hit, Record, SearchFilter, to_us
+from ._records import (
+    PAYLOAD_CONSENT as _CONSENT,
+)
+from ._records import (
+    PAYLOAD_EXPIRES as _EXPIRES,
+)
+from ._records import (
+    PAYLOAD_HIT_FIELDS,
+    Hit,
+    Record,
+    SearchFilter,
+    to_us,
+)
+from ._records import (
+    PAYLOAD_ID as _ID,
+)
+from ._records import (
+    PAYLOAD_LABEL as _LABEL,
+)
+from ._records import (
+    PAYLOAD_PERMITS as _PERMITS,
+)
+from ._records import (
+    PAYLOAD_SUBJECT as _SUBJECT,
+)
 
 if TYPE_CHECKING:
     from qdrant_client import QdrantClient
@@ -33,16 +57,9 @@ if TYPE_CHECKING:
 
 __all__ = ["QdrantBackend"]
 
-# Payload keys written by Record.payload(), plus the original vector.
-_ID: Final = "pg_id"
-_SUBJECT: Final = "pg_subject"
-_CONSENT: Final = "pg_consent"
-_EXPIRES: Final = "pg_expires_us"
-_PERMITS: Final = "pg_permits"
-_LABEL: Final = "pg_label"
+# Payload keys: Record.payload()'s, plus the original vector.
 _VEC: Final = "pg_vec"
-# What a search or a fetch without values reads back (never the stored values).
-_HIT_FIELDS: Final = [_ID, _SUBJECT, _CONSENT, _EXPIRES, _PERMITS, _LABEL]
+_HIT_FIELDS: Final = list(PAYLOAD_HIT_FIELDS)
 _INSTALL: Final = "pip install 'purposeguard[qdrant]'"
 
 

@@ -16,6 +16,23 @@ from purposeguard._taxonomy import Taxonomy
 __all__ = ["Hit", "Record", "SearchFilter", "from_us", "permitted_purposes", "to_us"]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+
+# The flat field names of Record.payload(), shared by the payload and metadata engines.
+PAYLOAD_ID: Final = "pg_id"
+PAYLOAD_SUBJECT: Final = "pg_subject"
+PAYLOAD_CONSENT: Final = "pg_consent"
+PAYLOAD_EXPIRES: Final = "pg_expires_us"
+PAYLOAD_PERMITS: Final = "pg_permits"
+PAYLOAD_LABEL: Final = "pg_label"
+# What a search reads back from such an engine: the label fields, never stored values.
+PAYLOAD_HIT_FIELDS: Final = (
+    PAYLOAD_ID,
+    PAYLOAD_SUBJECT,
+    PAYLOAD_CONSENT,
+    PAYLOAD_EXPIRES,
+    PAYLOAD_PERMITS,
+    PAYLOAD_LABEL,
+)
 _US: Final = timedelta(microseconds=1)
 
 
@@ -70,12 +87,12 @@ class Record:
     def payload(self) -> dict[str, Any]:
         """The label as flat, engine-friendly fields (for payload/metadata engines)."""
         return {
-            "pg_id": self.template_id,
-            "pg_subject": self.subject,
-            "pg_consent": self.consent or "",
-            "pg_expires_us": self.expires_us,
-            "pg_permits": sorted(self.permits),
-            "pg_label": self.label.to_bytes().decode("utf-8"),
+            PAYLOAD_ID: self.template_id,
+            PAYLOAD_SUBJECT: self.subject,
+            PAYLOAD_CONSENT: self.consent or "",
+            PAYLOAD_EXPIRES: self.expires_us,
+            PAYLOAD_PERMITS: sorted(self.permits),
+            PAYLOAD_LABEL: self.label.to_bytes().decode("utf-8"),
         }
 
 
