@@ -119,6 +119,27 @@ def test_a_guard_needs_a_consent_registry_for_rules_that_read_consents() -> None
     pg.Guard(policy=Policy(banned="face.analytics"))
 
 
+def test_a_ban_also_refuses_collecting_inside_the_banned_purposes_scope() -> None:
+    # The label allows only an ancestor of the banned purpose; collecting under the
+    # banned purpose itself is processing for it, and nothing is returned.
+    guard = pg.Guard(policy=Policy(banned="face.analytics.emotion"), clock=pg.FrozenClock(T0))
+    vector = np.ones(8)
+    with (
+        pg.using(guard),
+        pg.purpose("face.analytics.emotion"),
+        pytest.raises(pg.PurposeViolationError) as info,
+    ):
+        pg.FaceTemplate.wrap(vector, subject="u", purposes="face.analytics", ttl=timedelta(days=1))
+    assert info.value.decision is not None
+    assert info.value.decision.rule_ids == ("LOCAL-BAN",)
+    # A sibling purpose under the same label is untouched by the ban.
+    with pg.using(guard), pg.purpose("face.analytics.counting"):
+        t = pg.FaceTemplate.wrap(
+            vector, subject="u", purposes="face.analytics", ttl=timedelta(days=1)
+        )
+    assert t.label.permits("face.analytics.counting")
+
+
 def test_a_denial_lists_every_rule_and_names_them_in_the_message(world: World) -> None:
     world.consent(form="opt_out", notice=None)
     with pytest.raises(pg.ConsentError) as info:

@@ -891,7 +891,10 @@ class Policy:
         def deny(rule: str, reason: str, error: type[AccessDeniedError]) -> None:
             static.append(RuleFinding(rule, reason, error))
 
-        for t in targets:
+        # A collection is refused if the label allows a banned purpose, and also if it
+        # happens for one: collecting inside a banned purpose's scope, under a label
+        # that allows an ancestor of it, is processing for the banned purpose.
+        for t in sorted({*targets, p}):
             for b in sorted(self.banned):
                 if t.is_within(b):
                     deny(LOCAL_BAN, f"the deployment bans {b.name!r} ({t.name!r})",
