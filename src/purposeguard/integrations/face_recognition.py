@@ -34,7 +34,7 @@ import importlib.util
 import os
 import threading
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from types import ModuleType
 from typing import TYPE_CHECKING, Any, Literal
@@ -316,14 +316,17 @@ class FaceEncoder:
         self,
         image: str | os.PathLike[str] | npt.ArrayLike,
         *,
-        subject: str,
+        subject: str | Callable[[int, FaceLocation], str],
         consent: str | None = None,
         face_locations: Iterable[Sequence[int]] | None = None,
     ) -> list[FaceTemplate]:
-        """Collect one template per face in *image*, all for *subject*.
+        """Collect one template per face in *image*.
 
-        With *face_locations* the detector is skipped and exactly those boxes are
-        encoded. An image with no face gives an empty list.
+        *subject* is one subject for every face (several samples of one person), or a
+        function given each face's index and box that returns that face's subject
+        (a frame with several people in it). With *face_locations* the detector is
+        skipped and exactly those boxes are encoded. An image with no face gives an
+        empty list.
 
         Raises:
             InvalidTemplateError: bad image or box, or a bad *subject*.
@@ -335,8 +338,13 @@ class FaceEncoder:
         boxes = _locations(face_locations, pixels.shape)
         if boxes is None:
             boxes = self.locate(pixels)
-        result: list[FaceTemplate] = self._collect(pixels, boxes, subject, consent)
-        return result
+        if not callable(subject):
+            result: list[FaceTemplate] = self._collect(pixels, boxes, subject, consent)
+            return result
+        return [
+            self._collect(pixels, [box], subject(i, box), consent)[0]
+            for i, box in enumerate(boxes)
+        ]
 
     def encode_one(
         self,
@@ -499,11 +507,11 @@ def identify(
     Needs an identification purpose that the probe and the gallery's templates permit.
     With a list of templates every one is compared (a SEARCH, audited as in
     [`face_distance`][purposeguard.integrations.face_recognition.face_distance]).
-    With a [`GuardedStore`][purposeguard.stores.GuardedStore], the store's search
+    With a [`GuardedStore`][purposeguard.stores.GuardedStore], the store's own search
     ranks the templates the purpose may see by cosine similarity and returns a
-    *shortlist*; each is then fetched through the store and ranked by Euclidean
-    distance, so only templates the purpose permits are ever compared. Only matches
-    within *tolerance* are returned.
+    *shortlist*, which is re-ranked by Euclidean distance; the store's audited
+    SEARCH event names every shortlisted template, and only those are compared. Only
+    matches within *tolerance* are returned.
 
     Raises:
         InvalidTemplateError: bad probe, *k*, *shortlist* or tolerance.
@@ -517,20 +525,23 @@ def identify(
             raise InvalidTemplateError(f"{name} must be a positive integer")
     if not isinstance(probe, FaceTemplate):
         raise InvalidTemplateError(f"the probe must be a FaceTemplate, got {type(probe).__name__}")
+    found: list[tuple[str, str]]
     if isinstance(gallery, GuardedStore):
-        hits = gallery.search(probe, k=max(k, shortlist))
-        candidates = [gallery.get(h.template_id) for h in hits]
-        if not candidates:
+        shortlisted = gallery._vectors_of(gallery.search(probe, k=max(k, shortlist)))
+        if not shortlisted:
             return []
-        distances = _distances_for_search(candidates, probe, gallery.guard)
+        found = [(m.template_id, m.subject) for m, _ in shortlisted]
+        stored = np.stack([v for _, v in shortlisted]).astype(np.float64)
+        distances = np.linalg.norm(stored - probe._values().astype(np.float64), axis=1)
     else:
         candidates = _known(gallery)
         if not candidates:
             return []
+        found = [(t.id, t.subject) for t in candidates]
         distances = _distances_for_search(candidates, probe, current_guard())
     order = np.argsort(distances, kind="stable")
     return [
-        FaceMatch(candidates[i].id, candidates[i].subject, float(distances[i]))
+        FaceMatch(found[i][0], found[i][1], float(distances[i]))
         for i in order[:k]
         if distances[i] <= tol
     ]

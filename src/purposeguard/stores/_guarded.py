@@ -291,6 +291,22 @@ class GuardedStore:
         )
         return found
 
+    def _vectors_of(self, matches: Sequence[Match]) -> list[tuple[Match, npt.NDArray[Any]]]:
+        """The stored values of matches that :meth:`search` has just returned.
+
+        For integrations that re-rank a search's shortlist with the model's own metric:
+        the search's audit event already names these templates, so reading their values
+        here is part of that search and is not audited again. Never call it with ids
+        that did not come from an audited search. Templates erased in between are
+        skipped.
+        """
+        out: list[tuple[Match, npt.NDArray[Any]]] = []
+        for m in matches:
+            rec = self._backend.fetch(m.template_id)
+            if rec is not None:
+                out.append((m, rec.vector))
+        return out
+
     def get(self, template_id: str) -> FaceTemplate:
         """The template with *template_id*, if the active purpose may see it.
 
