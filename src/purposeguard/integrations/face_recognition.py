@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import numbers
 import os
 import threading
 import warnings
@@ -83,6 +84,9 @@ FaceLocation = tuple[int, int, int, int]
 """A face box as `face_recognition` gives it: ``(top, right, bottom, left)`` in pixels."""
 
 _MODULES = ("face_recognition", "face_recognition_models", "dlib")
+# What _precheck decides on: the label is all that matters, never these values.
+_STAND_IN = np.ones(ENCODING_DIM, dtype=np.float64)
+_STAND_IN.flags.writeable = False
 _lock = threading.Lock()
 _loaded: ModuleType | None = None
 
@@ -193,6 +197,10 @@ def load_image(image: str | os.PathLike[str] | npt.ArrayLike) -> npt.NDArray[np.
     return np.ascontiguousarray(arr)
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
+
+
 def _locations(
     value: Iterable[Sequence[int]] | None, shape: tuple[int, ...]
 ) -> list[FaceLocation] | None:
@@ -201,11 +209,14 @@ def _locations(
     boxes: list[FaceLocation] = []
     for i, box in enumerate(value):
         try:
-            top, right, bottom, left = (int(v) for v in box)
-        except (TypeError, ValueError):
+            values = list(box)
+        except TypeError:
+            values = []
+        if len(values) != 4 or not all(_is_int(v) for v in values):
             raise InvalidTemplateError(
                 f"face location {i} must be four integers (top, right, bottom, left)"
-            ) from None
+            )
+        top, right, bottom, left = (int(v) for v in values)
         if not (0 <= top < bottom <= shape[0] and 0 <= left < right <= shape[1]):
             raise InvalidTemplateError(
                 f"face location {i} is not a box inside the {shape[1]}x{shape[0]} image"
@@ -266,7 +277,7 @@ class FaceEncoder:
             ("upsample", self.upsample, 0),
             ("num_jitters", self.num_jitters, 1),
         ):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            if not _is_int(value) or value < low:
                 raise InvalidTemplateError(f"{name} must be an integer >= {low}")
         # The collection point: whatever _embed returns is wrapped before anyone sees it.
         collect = collects(
@@ -280,6 +291,37 @@ class FaceEncoder:
             context=self.context,
         )(self._embed)
         object.__setattr__(self, "_collect", collect)
+
+    def _precheck(self, subject: str, consent: str | None) -> None:
+        """Refuse a collection that would be refused, before the model runs.
+
+        The model's work on a face is itself processing of biometric data, so a
+        collection the label, the policy or the active purpose refuses must not reach
+        it. The decision is made here exactly as the collection point will make it,
+        on a stand-in with the same label; a refusal is audited (one event, as the
+        collection's own would be) and raised in enforce mode. When it proceeds the
+        collection point checks and audits again, and that is the record.
+        """
+        guard = current_guard()
+        _, label = FaceTemplate._prepare(
+            guard,
+            _STAND_IN,
+            subject=subject,
+            purposes=self.purposes,
+            expires_at=self.expires_at,
+            ttl=self.ttl,
+            prohibited=self.prohibited,
+            consent=consent,
+            jurisdictions=self.jurisdictions,
+            collected_at=None,
+            context=self.context,
+        )
+        stand_in = FaceTemplate._new(_STAND_IN, label)
+        pending = guard.begin(
+            Operation.COLLECT, (stand_in,), context=self.context, own_purpose=True
+        )
+        if not pending.proceeds:
+            pending.commit()  # audits the refusal and raises it
 
     def _embed(
         self,
@@ -336,14 +378,20 @@ class FaceEncoder:
         """
         pixels = load_image(image)
         boxes = _locations(face_locations, pixels.shape)
-        if boxes is None:
-            boxes = self.locate(pixels)
         if not callable(subject):
+            self._precheck(subject, consent)
+            if boxes is None:
+                boxes = self.locate(pixels)
             result: list[FaceTemplate] = self._collect(pixels, boxes, subject, consent)
             return result
+        if boxes is None:
+            boxes = self.locate(pixels)
+        subjects = [subject(i, box) for i, box in enumerate(boxes)]
+        for each in subjects:
+            self._precheck(each, consent)
         return [
-            self._collect(pixels, [box], subject(i, box), consent)[0]
-            for i, box in enumerate(boxes)
+            self._collect(pixels, [box], each, consent)[0]
+            for box, each in zip(boxes, subjects, strict=True)
         ]
 
     def encode_one(
@@ -366,6 +414,7 @@ class FaceEncoder:
             ImportError: the extra is not installed.
         """
         pixels = load_image(image)
+        self._precheck(subject, consent)
         if face_location is not None:
             boxes = _locations([face_location], pixels.shape)
             assert boxes is not None
@@ -448,8 +497,8 @@ def face_distance(
     return out
 
 
-def _tolerance(value: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _tolerance(value: object) -> float:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
         raise InvalidTemplateError("tolerance must be a number")
     tol = float(value)
     if not (np.isfinite(tol) and tol > 0.0):
@@ -521,8 +570,9 @@ def identify(
 
     tol = _tolerance(tolerance)
     for name, value in (("k", k), ("shortlist", shortlist)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        if not _is_int(value) or value < 1:
             raise InvalidTemplateError(f"{name} must be a positive integer")
+    k, shortlist = int(k), int(shortlist)
     if not isinstance(probe, FaceTemplate):
         raise InvalidTemplateError(f"the probe must be a FaceTemplate, got {type(probe).__name__}")
     found: list[tuple[str, str]]
