@@ -327,7 +327,7 @@ class Guard:
             if not label.permits(p):
                 reasons.append(label.why_not(p) or "purpose not permitted")
                 error = PurposeViolationError
-            elif op is not None and op not in spec.operations:
+            if op is not None and op not in spec.operations:
                 reasons.append(f"the taxonomy does not allow {op.value} for {p.name!r}")
                 error = PurposeViolationError
             if (
