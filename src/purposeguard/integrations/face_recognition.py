@@ -93,7 +93,10 @@ _loaded: ModuleType | None = None
 
 def is_available() -> bool:
     """Whether `face_recognition`, its models and dlib are installed (nothing is loaded)."""
-    return all(importlib.util.find_spec(name) is not None for name in _MODULES)
+    try:
+        return all(importlib.util.find_spec(name) is not None for name in _MODULES)
+    except (ImportError, ValueError):  # an import hook refused, or a broken entry
+        return False
 
 
 def _fr() -> ModuleType:
@@ -103,21 +106,43 @@ def _fr() -> ModuleType:
         return _loaded
     with _lock:
         if _loaded is None:
-            try:
-                with warnings.catch_warnings():
-                    # face_recognition_models locates its files with pkg_resources,
-                    # which newer setuptools releases mark as deprecated on import.
-                    warnings.filterwarnings("ignore", message=".*pkg_resources.*")
-                    module = importlib.import_module("face_recognition")
-            except ImportError as err:
-                raise ImportError(
-                    "purposeguard.integrations.face_recognition needs the face_recognition "
-                    f"package, its models and dlib ({err.name or err} is missing): "
-                    f"{INSTALL_HINT}",
-                    name=err.name,
-                ) from err
-            _loaded = module
+            _loaded = _import_face_recognition()
     return _loaded
+
+
+def _import_face_recognition() -> ModuleType:
+    # face_recognition imports its models inside `except Exception: ... quit()`, which
+    # would end the host program with exit status 0; importing the models and dlib
+    # first turns their absence into an ImportError that names the fix.
+    try:
+        from PIL import ImageFile
+    except ImportError:  # pragma: no cover - Pillow comes with the extra
+        ImageFile = None  # type: ignore[assignment]  # noqa: N806
+    truncated = getattr(ImageFile, "LOAD_TRUNCATED_IMAGES", False)
+    try:
+        with warnings.catch_warnings():
+            # face_recognition_models locates its files with pkg_resources, which
+            # newer setuptools releases mark as deprecated on import.
+            warnings.filterwarnings("ignore", message=".*pkg_resources.*")
+            for name in _MODULES[::-1]:
+                module = importlib.import_module(name)
+    except ImportError as err:
+        raise ImportError(
+            "purposeguard.integrations.face_recognition needs the face_recognition "
+            f"package, its models and dlib ({err.name or err} is missing): {INSTALL_HINT}",
+            name=err.name,
+        ) from err
+    except (Exception, SystemExit) as err:
+        raise ImportError(
+            "purposeguard.integrations.face_recognition could not load the face_recognition "
+            f"package ({type(err).__name__}); reinstall it: {INSTALL_HINT}"
+        ) from err
+    finally:
+        # face_recognition makes Pillow accept truncated image files for the whole
+        # process on import; a truncated file must stay an error.
+        if ImageFile is not None:
+            ImageFile.LOAD_TRUNCATED_IMAGES = truncated
+    return module
 
 
 class FaceCountError(InvalidTemplateError):
