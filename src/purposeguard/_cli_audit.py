@@ -1,4 +1,4 @@
-"""``purposeguard audit verify``: check a tamper-evident audit log from the command line.
+"""`purposeguard audit verify`: check a tamper-evident audit log from the command line.
 
 Exit status: 0 the log verified, 1 it was tampered with (the first bad sequence number
 and the reason are printed), 2 usage error (bad arguments, unreadable or bad key file,
@@ -106,7 +106,7 @@ def _cmd_verify(args: argparse.Namespace) -> int:
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``audit verify`` to the ``purposeguard`` command's subparsers."""
+    """Add `audit verify` to the `purposeguard` command's subparsers."""
     audit = subparsers.add_parser("audit", help="work with tamper-evident audit logs")
     sub = audit.add_subparsers(dest="audit_command", metavar="AUDIT_COMMAND", required=True)
     v = sub.add_parser(

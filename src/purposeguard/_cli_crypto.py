@@ -1,8 +1,8 @@
-"""``purposeguard keys``: manage a key ring (a KEK file and a ``FileKeyStore``).
+"""`purposeguard keys`: manage a key ring (a KEK file and a `FileKeyStore`).
 
-Subcommands: ``generate`` (a new KEK file, mode 0600), ``list`` (the KEK's fingerprint
-and the subjects that have keys), ``shred SUBJECT`` (destroy a subject's data keys:
-every sealed template of it becomes unreadable) and ``rotate-kek`` (re-wrap every data
+Subcommands: `generate` (a new KEK file, mode 0600), `list` (the KEK's fingerprint
+and the subjects that have keys), `shred SUBJECT` (destroy a subject's data keys:
+every sealed template of it becomes unreadable) and `rotate-kek` (re-wrap every data
 key under a new KEK written to a new file).
 
 Exit status: 0 done, 1 the key store failed its integrity check (wrong KEK, or altered),
@@ -86,7 +86,7 @@ def _guarded(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``keys generate|list|shred|rotate-kek`` to the command's subparsers."""
+    """Add `keys generate|list|shred|rotate-kek` to the command's subparsers."""
     keys = subparsers.add_parser("keys", help="manage a key ring: KEK file and key store")
     sub = keys.add_subparsers(dest="keys_command", metavar="KEYS_COMMAND", required=True)
 

@@ -1,6 +1,6 @@
-"""The ``purposeguard policy`` commands: ``lint`` a policy file, ``explain`` a decision.
+"""The `purposeguard policy` commands: `lint` a policy file, `explain` a decision.
 
-``register(subparsers)`` adds them to the ``purposeguard`` command line.
+`register(subparsers)` adds them to the `purposeguard` command line.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class _InputError(Exception):
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``policy lint`` and ``policy explain`` to *subparsers*."""
+    """Add `policy lint` and `policy explain` to *subparsers*."""
     top = subparsers.add_parser(
         "policy",
         help="check a policy file, or explain a decision rule by rule",

@@ -1,6 +1,6 @@
-"""``purposeguard report``: the record of processing of a store, as Markdown or HTML.
+"""`purposeguard report`: the record of processing of a store, as Markdown or HTML.
 
-``register(subparsers)`` adds it to the ``purposeguard`` command line. Exit status: 0
+`register(subparsers)` adds it to the `purposeguard` command line. Exit status: 0
 the report was written, 1 it was written but the audit log failed verification (the
 report says so at the top), 2 usage error (a missing or bad store, policy, registry,
 log or key file).
@@ -24,7 +24,7 @@ __all__ = ["register"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``report`` to *subparsers*."""
+    """Add `report` to *subparsers*."""
     p = subparsers.add_parser(
         "report",
         help="write the record of processing of a store (Markdown or HTML)",

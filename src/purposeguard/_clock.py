@@ -38,8 +38,8 @@ class SystemClock:
 class FrozenClock:
     """A clock that only moves when told to: for tests and simulations.
 
-    ``FrozenClock()`` starts at the current wall-clock time; ``FrozenClock(at)`` at
-    *at*, which must be timezone-aware.
+    `FrozenClock()` starts at the current wall-clock time; `FrozenClock(at)` at
+    *at*, which must be timezone-aware. Thread-safe.
     """
 
     __slots__ = ("_lock", "_now")

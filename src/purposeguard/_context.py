@@ -23,7 +23,7 @@ class VerifiedGrant:
         grant_id: the grant's unique id (recorded in audit events).
         principal: who the grant was issued to.
         purposes: the purposes it covers (each with its descendants).
-        operations: the operations it covers, or ``None`` for all.
+        operations: the operations it covers, or `None` for all.
         issuer: who issued it.
     """
 
@@ -40,7 +40,7 @@ class VerifiedGrant:
 
 @attrs.frozen
 class ScopeState:
-    """What a ``purpose(...)`` scope put in force."""
+    """What a `purpose(...)` scope put in force."""
 
     purpose: Purpose
     principal: str | None = None

@@ -20,12 +20,14 @@ __all__ = ["AccessRequest", "Decision", "RuleFinding"]
 class RuleFinding:
     """A rule of a policy that denies an access.
 
-    Returned by policy objects (see :class:`purposeguard.typing.PolicyRules`).
+    Returned by policy objects (see
+    [`purposeguard.typing.PolicyRules`][purposeguard.typing.PolicyRules]).
 
     Attributes:
-        rule_id: the rule's id from the legal rule map, e.g. ``"IL-03"``.
+        rule_id: the rule's id from the legal rule map, e.g. `"IL-03"`.
         reason: a human sentence (never containing template values).
-        error: the :class:`AccessDeniedError` subclass the denial raises.
+        error: the [`AccessDeniedError`][purposeguard.AccessDeniedError] subclass the denial
+            raises.
     """
 
     rule_id: str
@@ -39,13 +41,16 @@ class Decision:
 
     Attributes:
         allowed: the verdict.
-        purpose: the purpose the access was made for (``None``: no active purpose).
-        operation: the operation, or ``None`` for the admission of templates into a
-            ``@uses`` scope (conformance, expiry and consent only).
-        template_id: the template's id (``None`` for a bare label).
+        purpose: the purpose the access was made for (`None`: no active purpose).
+        operation: the operation, or `None` for the admission of templates into a
+            `@uses` scope (conformance, expiry and consent only).
+        template_id: the template's id (`None` for a bare label).
         reasons: human sentences: every reason for a denial; empty when allowed.
         rule_ids: the ids of every policy rule that denies.
         error: the exception class a denial raises in enforce mode.
+
+    `bool(decision)` is `decision.allowed`; `str(decision)` explains the decision,
+    whether permitted or denied, and is the message of the exception a denial raises.
     """
 
     allowed: bool
@@ -96,14 +101,14 @@ class AccessRequest:
 
     Attributes:
         label: the template's label.
-        purpose: the active purpose (``None`` if there is none).
-        operation: the operation (``None`` for a ``@uses`` admission).
+        purpose: the active purpose (`None` if there is none).
+        operation: the operation (`None` for a `@uses` admission).
         now: the guard's clock time.
-        template_id: the template's id (``None`` while wrapping or for a bare label).
-        context: the collection context given to ``wrap`` (``None`` otherwise), or the
+        template_id: the template's id (`None` while wrapping or for a bare label).
+        context: the collection context given to `wrap` (`None` otherwise), or the
             context of another operation (e.g. a disclosure's recipient for EXPORT).
-        consents: the guard's consent registry (``Guard(consents=...)``), for rules that
-            read consent records; ``None`` if the guard has none.
+        consents: the guard's consent registry (`Guard(consents=...)`), for rules that
+            read consent records; `None` if the guard has none.
     """
 
     label: Label

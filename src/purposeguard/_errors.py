@@ -1,20 +1,20 @@
 """The exceptions purposeguard raises, and the warning it issues in audit mode.
 
-::
-
-    PurposeGuardError(Exception)
-    ├── AccessDeniedError(PurposeGuardError, PermissionError)   .decision
-    │   ├── PurposeViolationError     purpose/operation not permitted, no active purpose,
-    │   │                             or a scope escape
-    │   ├── ExpiredTemplateError
-    │   ├── ConsentError              missing, insufficient or withdrawn consent
-    │   └── GrantError                missing, forged, expired or out-of-scope grant
-    ├── TemplateNotFoundError(PurposeGuardError, KeyError)
-    ├── InvalidTemplateError(PurposeGuardError, ValueError)
-    ├── PolicyError(PurposeGuardError, ValueError)      bad purpose, taxonomy, policy or config
-    ├── IntegrityError(PurposeGuardError)               tampered sealed template, key or audit log
-    └── AuditError(PurposeGuardError)                   audit sink failed: the access is denied
-    PurposeWarning(UserWarning)                          audit-mode would-deny
+```text
+PurposeGuardError(Exception)
+├── AccessDeniedError(PurposeGuardError, PermissionError)   .decision
+│   ├── PurposeViolationError     purpose/operation not permitted, no active purpose,
+│   │                             or a scope escape
+│   ├── ExpiredTemplateError
+│   ├── ConsentError              missing, insufficient or withdrawn consent
+│   └── GrantError                missing, forged, expired or out-of-scope grant
+├── TemplateNotFoundError(PurposeGuardError, KeyError)
+├── InvalidTemplateError(PurposeGuardError, ValueError)
+├── PolicyError(PurposeGuardError, ValueError)      bad purpose, taxonomy, policy or config
+├── IntegrityError(PurposeGuardError)               tampered sealed template, key or audit log
+└── AuditError(PurposeGuardError)                   audit sink failed: the access is denied
+PurposeWarning(UserWarning)                          audit-mode would-deny
+```
 
 Messages name template ids, purposes and rule ids. They never contain a template's
 values: an exception may be logged, shown to a user or sent to an error tracker.
@@ -50,8 +50,10 @@ class PurposeGuardError(Exception):
 class AccessDeniedError(PurposeGuardError, PermissionError):
     """An access to face data was refused.
 
-    ``decision`` is the :class:`~purposeguard.Decision` that refused it (``None`` when
-    the access was refused before any label was consulted, e.g. ``pickle``).
+    `decision` is the [`Decision`][purposeguard.Decision] that refused it (`None` when
+    the access was refused before any label was consulted: pickling, copying, numpy
+    conversion and the other blocked bypasses raise this class itself). Catchable as
+    `PermissionError`; pickles with its message and decision.
     """
 
     decision: Decision | None
@@ -67,8 +69,9 @@ class AccessDeniedError(PurposeGuardError, PermissionError):
 
 
 class PurposeViolationError(AccessDeniedError):
-    """The purpose or operation is not permitted by the label, no purpose is active,
-    or a nested scope tried to leave the purpose of its enclosing scope."""
+    """The purpose or operation is not permitted by the label or the taxonomy, no purpose
+    is active, or a nested scope tried to leave the purpose of its enclosing scope; also
+    a `restrict` that would broaden a label."""
 
 
 class ExpiredTemplateError(AccessDeniedError):
@@ -80,14 +83,16 @@ class ConsentError(AccessDeniedError):
 
 
 class GrantError(AccessDeniedError):
-    """A purpose grant is missing, forged, expired or does not cover the access."""
+    """A purpose grant is missing, forged, expired or does not cover the access, or the
+    grant verifier failed."""
 
 
 class TemplateNotFoundError(PurposeGuardError, KeyError):
     """No template with that id is visible to the caller.
 
     A template that exists but that the caller may not see is reported exactly like a
-    missing one, so that lookups are not an enrolment oracle.
+    missing one, so that lookups are not an enrolment oracle. Catchable as `KeyError`;
+    `str()` gives the plain message.
     """
 
     def __str__(self) -> str:
@@ -96,11 +101,17 @@ class TemplateNotFoundError(PurposeGuardError, KeyError):
 
 
 class InvalidTemplateError(PurposeGuardError, ValueError):
-    """A vector or template argument is malformed (the message never shows values)."""
+    """A vector or template argument is malformed (the message never shows values).
+
+    Catchable as `ValueError`.
+    """
 
 
 class PolicyError(PurposeGuardError, ValueError):
-    """A purpose, taxonomy, label, policy or configuration is invalid or refused."""
+    """A purpose, taxonomy, label, policy or configuration is invalid or refused.
+
+    Catchable as `ValueError`.
+    """
 
 
 class IntegrityError(PurposeGuardError):
@@ -112,13 +123,18 @@ class IntegrityError(PurposeGuardError):
 
 
 class AuditError(PurposeGuardError):
-    """The audit sink failed; the access it was recording is denied."""
+    """The audit sink failed; the access it was recording is denied, in every mode.
+
+    The sink's exception is chained as `__cause__`.
+    """
 
 
 class PurposeWarning(UserWarning):
     """Issued in audit mode for an access that enforce mode would have denied.
 
-    ``decision`` is the decision that would have denied it.
+    `decision` is the decision that would have denied it. Also issued when a guard is
+    built over a policy that reports undeclared deployment duties (`decision` is then
+    `None`).
     """
 
     decision: Decision | None

@@ -34,16 +34,16 @@ class AuditEvent:
     Attributes:
         seq: the guard's sequence number for the event (increasing).
         at: when it happened, by the guard's clock.
-        operation: the operation, or ``None`` for a ``@uses`` admission or a scope entry.
+        operation: the operation, or `None` for a `@uses` admission or a scope entry.
         outcome: granted, denied or would_deny.
-        purpose: the active purpose (``None`` if there was none).
+        purpose: the active purpose (`None` if there was none).
         template_ids: the templates involved, in the order the operation saw them.
         subjects: their data subjects, sorted and without repeats.
         principal: the principal of the active scope, if one was named.
         grant_id: the id of the grant behind the scope, if any.
         rule_ids: the ids of every rule that denied.
         reason: the reasons, as one human sentence.
-        site: ``module:qualname`` of the code that made the access.
+        site: `module:qualname` of the code that made the access.
     """
 
     seq: int
@@ -80,7 +80,7 @@ class AuditEvent:
 class MemorySink:
     """Keeps events in a list, in emit order: for tests and small tools.
 
-    ``events`` is the list itself; ``clear()`` empties it. Thread-safe.
+    `events` is the list itself; `clear()` empties it. Thread-safe.
     """
 
     __slots__ = ("_lock", "events")
@@ -110,11 +110,15 @@ class MemorySink:
 
 
 class LoggingSink:
-    """Sends events to a stdlib logger (``purposeguard.audit`` by default).
+    """Sends events to a stdlib logger (`purposeguard.audit` by default).
 
-    Granted accesses log at INFO, denials and would-denies at WARNING. The event's data
-    is attached as ``record.audit`` (a dict) for structured handlers. Not tamper-evident:
-    use :class:`purposeguard.audit.JsonlSink` where the record must stand as evidence.
+    The guard's default sink. Granted accesses log at INFO, denials and would-denies at
+    WARNING, as one line with the outcome, operation, purpose, template ids, rule ids,
+    site and reason. The event's data is attached as `record.audit` (a dict) for
+    structured handlers. With no logging configured, Python's last-resort handler
+    prints the WARNING lines to stderr. Not tamper-evident:
+    use [`purposeguard.audit.JsonlSink`][purposeguard.audit.JsonlSink] where the record must stand
+    as evidence.
     """
 
     __slots__ = ("_logger",)

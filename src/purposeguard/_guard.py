@@ -40,7 +40,8 @@ __all__ = ["Guard", "Labelled", "Mode", "PendingAccess", "configure", "current_g
 
 
 class Labelled(Protocol):
-    """Anything with a label and an id: a :class:`FaceTemplate`, or a store's record."""
+    """Anything with a label and an id: a [`FaceTemplate`][purposeguard.FaceTemplate], or a store's
+    record."""
 
     @property
     def id(self) -> str:
@@ -63,7 +64,8 @@ class Mode(enum.Enum):
     ENFORCE = "enforce"
     """Raise the denial's exception; the access does not happen."""
     AUDIT = "audit"
-    """Record it as ``would_deny``, issue a :class:`PurposeWarning`, and let it through."""
+    """Record it as `would_deny`, issue a [`PurposeWarning`][purposeguard.PurposeWarning], and let
+    it through."""
 
 
 def _mode(value: Mode | str) -> Mode:
@@ -113,7 +115,7 @@ def _is_internal(module: str) -> bool:
 
 
 def caller_site(start: int = 2) -> tuple[str, int]:
-    """``module:qualname`` of the first frame outside purposeguard, and its stacklevel
+    """`module:qualname` of the first frame outside purposeguard, and its stacklevel
     counted from the frame *start* levels above this function's caller."""
     f: Any = sys._getframe(start)
     level = 1
@@ -134,7 +136,7 @@ def caller_site(start: int = 2) -> tuple[str, int]:
 
 def _outside_level() -> int:
     """The stacklevel, for a warning issued by this function's caller, of the first
-    frame outside purposeguard and attrs (``Guard(...)`` or ``guard.evolve(...)``)."""
+    frame outside purposeguard and attrs (`Guard(...)` or `guard.evolve(...)`)."""
     f: Any = sys._getframe(1)
     level = 1
     while f is not None:
@@ -152,16 +154,25 @@ class Guard:
 
     Args:
         taxonomy: the known purposes and their operations (default: the face taxonomy).
-        policy: extra rules (jurisdiction presets, a deployment's rules), or ``None``.
-        mode: ``Mode.ENFORCE`` (deny by raising) or ``Mode.AUDIT`` (shadow mode).
-        audit: where audit events go (default: ``LoggingSink()``).
-        clock: where the time comes from (default: ``SystemClock()``).
+        policy: extra rules (jurisdiction presets, a deployment's rules), or `None`.
+        mode: `Mode.ENFORCE` (deny by raising) or `Mode.AUDIT` (shadow mode).
+        audit: where audit events go (default: `LoggingSink()`).
+        clock: where the time comes from (default: `SystemClock()`).
         require_grants: every purpose scope must carry a verified grant.
-        grant_verifier: checks grants; required when ``require_grants`` is true.
+        grant_verifier: checks grants; required when `require_grants` is true.
         consents: answers whether a consent id is withdrawn.
 
-    Guards are immutable; :meth:`evolve` returns a changed copy. Install one with
-    :func:`configure` (process default) or :func:`using` (one context).
+    `mode` also accepts the mode's value (`"enforce"`, `"audit"`). Each plug-in
+    (`policy`: `PolicyRules`, `audit`: `AuditSink`, `clock`: `Clock`, `consents`:
+    `ConsentLookup`, `grant_verifier`: `GrantVerifierLike`, all in
+    `purposeguard.typing`) must implement its protocol, and `require_grants=True` needs
+    a `grant_verifier`; otherwise the guard is not built (`PolicyError`). If the policy
+    has a `guard_warnings()` method, each message it returns is issued as a
+    [`PurposeWarning`][purposeguard.PurposeWarning] when the guard is built.
+
+    Guards are immutable; [`evolve`][purposeguard.Guard.evolve] returns a changed copy. Install one
+    with [`configure`][purposeguard.configure] (process default) or [`using`][purposeguard.using]
+    (one context).
     """
 
     taxonomy: Taxonomy = attrs.field(
@@ -227,7 +238,7 @@ class Guard:
         """A copy of this guard with *changes* applied.
 
         The copy continues this guard's audit sequence, so events from both, sent to
-        one sink, keep increasing numbers. (A new ``Guard(...)`` starts at 1.)
+        one sink, keep increasing numbers. (A new `Guard(...)` starts at 1.)
         """
         new = attrs.evolve(self, **changes)
         object.__setattr__(new, "_seq", self._seq)
@@ -254,9 +265,10 @@ class Guard:
     ) -> Decision:
         """Decide whether *operation* on *template* for *purpose* is permitted.
 
-        No side effects: nothing is audited, nothing is raised for a denial. Pass
-        ``operation=None`` to check only conformance, expiry and consent (what ``@uses``
-        checks on entry).
+        *template* is a template, a store record, or a bare `Label`. No side effects:
+        nothing is audited, nothing is raised for a denial. Pass `operation=None` to
+        check only conformance, expiry and consent (what `@uses` checks on entry).
+        `str()` of the decision explains it, whether permitted or denied.
 
         Raises:
             PolicyError: *purpose* is malformed or not in the taxonomy.
@@ -412,14 +424,14 @@ class Guard:
     ) -> Decision:
         """Check *operation* on *templates* under the active purpose, audit it, enforce it.
 
-        *scope* defaults to the active purpose scope. With ``own_purpose=True`` and no
+        *scope* defaults to the active purpose scope. With `own_purpose=True` and no
         active scope, each template is checked under the first of its own allowed
         purposes whose taxonomy entry allows the operation (how collection and
         enrolment are checked outside any scope). One audit event records the whole
         operation. In enforce mode a denial raises the denial's exception (after the
-        event is recorded); in audit mode it issues a :class:`PurposeWarning` and
-        returns the denying decision. Backends and integrations call this;
-        application code uses the templates' own methods.
+        event is recorded); in audit mode it issues a
+        [`PurposeWarning`][purposeguard.PurposeWarning] and returns the denying decision. Backends
+        and integrations call this; application code uses the templates' own methods.
 
         Raises:
             AccessDeniedError: (a subclass) in enforce mode, if any template is denied.
@@ -438,10 +450,11 @@ class Guard:
         scope: ScopeState | _Active | None = _Active.SCOPE,
         own_purpose: bool = False,
     ) -> PendingAccess:
-        """Decide like :meth:`authorize`, but audit and enforce only at ``commit()``.
+        """Decide like [`authorize`][purposeguard.Guard.authorize], but audit and enforce only at
+        `commit()`.
 
         For operations whose audit record names what they found (a search records the
-        ids it returns): decide, do the work if permitted, then ``commit`` with the
+        ids it returns): decide, do the work if permitted, then `commit` with the
         extra ids before handing anything to the caller. A pending access that is never
         committed has not been audited, so its result must not be released.
         """
@@ -503,9 +516,9 @@ class Guard:
         own: bool,
     ) -> set[Purpose | None] | None:
         """If every one of *templates* is granted *operation*, the purposes they are
-        granted under; else ``None`` (the caller then decides template by template,
+        granted under; else `None` (the caller then decides template by template,
         for the exact reasons). *p* is the active purpose; with *own*, each template's
-        own purpose is used instead (see :meth:`authorize`).
+        own purpose is used instead (see [`authorize`][purposeguard.Guard.authorize]).
 
         Only for a guard without a policy, outside a grant and for operations other
         than DELETE: then a decision depends on the label's allowed and prohibited
@@ -627,7 +640,7 @@ class Guard:
     ) -> None:
         """Audit a refusal that no label decided (e.g. a fetch of an unknown id).
 
-        The event's outcome is ``denied`` in every mode, since nothing is let through;
+        The event's outcome is `denied` in every mode, since nothing is let through;
         nothing is raised here (the caller raises its own error).
 
         Raises:
@@ -665,7 +678,7 @@ class Guard:
 
 
 class PendingAccess:
-    """A decided but not yet audited access (see :meth:`Guard.begin`)."""
+    """A decided but not yet audited access (see [`Guard.begin`][purposeguard.Guard.begin])."""
 
     __slots__ = (
         "_done",
@@ -805,7 +818,11 @@ _default: Guard | None = None
 
 
 def current_guard() -> Guard:
-    """The guard in force here: the innermost :func:`using`, else the process default."""
+    """The guard in force here: the innermost [`using`][purposeguard.using], else the process
+    default (created on first use as `Guard()`).
+
+    Decorators and template methods resolve it at call time.
+    """
     g = GUARD_OVERRIDE.get()
     if g is not None:
         return g
@@ -820,9 +837,12 @@ def current_guard() -> Guard:
 def configure(guard: Guard | None = None, /, **kw: Any) -> Guard:
     """Set the process-default guard and return the previous one.
 
-    ``configure(mode=Mode.AUDIT, audit=sink)`` builds a fresh ``Guard(**kw)`` (settings
-    not given take their defaults, not the old guard's); ``configure(guard)`` installs
-    *guard* as it is, so ``configure(old)`` restores.
+    `configure(mode=Mode.AUDIT, audit=sink)` builds a fresh `Guard(**kw)` (settings
+    not given take their defaults, not the old guard's); `configure(guard)` installs
+    *guard* as it is, so `configure(old)` restores.
+
+    Raises:
+        PolicyError: both a guard and settings are given, or *guard* is not a `Guard`.
     """
     global _default
     if guard is not None and kw:
@@ -840,8 +860,12 @@ def configure(guard: Guard | None = None, /, **kw: Any) -> Guard:
 def using(guard: Guard) -> Iterator[Guard]:
     """Put *guard* in force for the current context (task or thread) only.
 
-    Usable as ``with using(g):`` or as a decorator; meant for tests and for code that
-    runs several configurations side by side.
+    Usable as `with using(g):` or as a decorator; meant for tests and for code that
+    runs several configurations side by side. Tasks created inside the block inherit
+    it.
+
+    Raises:
+        PolicyError: *guard* is not a `Guard`.
     """
     if not isinstance(guard, Guard):
         raise PolicyError(f"using() takes a Guard, got {type(guard).__name__}")

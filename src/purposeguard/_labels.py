@@ -94,18 +94,18 @@ class Label:
     A purpose *p* is permitted by the label iff *p* is within some allowed purpose and,
     for every prohibited *q*, *p* is neither within *q* nor an ancestor of *q* (Byun and
     Li's conformance rule; deny overrides allow). Whether an operation may then happen
-    also depends on the taxonomy, the clock and consent: see :meth:`Guard.check
-    <purposeguard.Guard.check>`.
+    also depends on the taxonomy, the clock and consent: see
+    [`Guard.check`][purposeguard.Guard.check].
 
     Attributes:
         allowed: the purposes the template may serve (non-empty).
-        prohibited: purposes it must never serve, whatever ``allowed`` says.
+        prohibited: purposes it must never serve, whatever `allowed` says.
         subject: the data subject's (pseudonymous) identifier.
         expires_at: timezone-aware UTC instant from which it may no longer be used.
         collected_at: when it was collected, if known.
         consent: the id of the consent record behind it, if any.
-        jurisdictions: the laws that applied at collection (e.g. ``{"pipl"}``).
-        lineage: the derivation steps that produced it (transform names, ``restrict``).
+        jurisdictions: the laws that applied at collection (e.g. `{"pipl"}`).
+        lineage: the derivation steps that produced it (transform names, `restrict`).
     """
 
     allowed: frozenset[Purpose] = attrs.field(converter=_purposes)
@@ -152,7 +152,7 @@ class Label:
         return cached
 
     def why_not(self, purpose: PurposeLike) -> str | None:
-        """A sentence saying why *purpose* does not conform, or ``None`` if it does."""
+        """A sentence saying why *purpose* does not conform, or `None` if it does."""
         p = Purpose(purpose)
         for q in sorted(self.prohibited):
             if p.is_within(q):
@@ -168,7 +168,7 @@ class Label:
         return None
 
     def is_expired(self, now: datetime) -> bool:
-        """Whether the label has expired at *now* (expired means ``now >= expires_at``)."""
+        """Whether the label has expired at *now* (expired means `now >= expires_at`)."""
         return now >= self.expires_at
 
     # -- derivation ----------------------------------------------------------------
@@ -218,10 +218,10 @@ class Label:
     ) -> Label:
         """Return a label allowing *purposes* on a fresh *consent* (may broaden).
 
-        Only :meth:`FaceTemplate.rebind <purposeguard.FaceTemplate.rebind>` should call
+        Only [`FaceTemplate.rebind`][purposeguard.FaceTemplate.rebind] should call
         this: it checks the consent with the guard's policy and audits the change. The
-        prohibited purposes stay; ``collected_at`` becomes *at* (the rebind time);
-        ``expires_at`` is kept unless given; ``"rebind"`` is appended to the lineage.
+        prohibited purposes stay; `collected_at` becomes *at* (the rebind time);
+        `expires_at` is kept unless given; `"rebind"` is appended to the lineage.
 
         Raises:
             PolicyError: no purposes, or no consent id.
@@ -252,8 +252,8 @@ class Label:
     def combine(cls, *labels: Label, step: str | None = None) -> Label:
         """The label of data derived from data under all of *labels*.
 
-        ``allowed`` is the narrowest common purposes, ``prohibited`` the union,
-        ``expires_at`` the earliest, ``jurisdictions`` the union and ``lineage`` the
+        `allowed` is the narrowest common purposes, `prohibited` the union,
+        `expires_at` the earliest, `jurisdictions` the union and `lineage` the
         inputs' steps joined, followed by *step*. Every purpose the result permits is
         permitted by each input.
 
@@ -331,7 +331,8 @@ class Label:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Label:
-        """Decode :meth:`to_bytes` output; anything not canonical is a ``PolicyError``."""
+        """Decode [`to_bytes`][purposeguard.Label.to_bytes] output; anything not canonical is a
+        `PolicyError`."""
         try:
             raw = json.loads(bytes(data).decode("utf-8"))
         except (UnicodeDecodeError, ValueError, TypeError, RecursionError):

@@ -18,14 +18,16 @@ _CACHE_LIMIT: Final = 65_536
 
 
 class Purpose:
-    """A purpose of processing, a dotted lowercase path such as ``face.verification.login``.
+    """A purpose of processing, a dotted lowercase path such as `face.verification.login`.
 
-    Purposes form a tree: ``face.verification.login`` is *within* ``face.verification``
-    and within itself. Instances are interned and immutable; compare them with ``==``
-    and order them by name. A ``str`` is accepted wherever a purpose is taken.
+    `Purpose(name)` takes the dotted name (at most 255 characters); `Purpose(p)` of a
+    `Purpose` returns it unchanged. Purposes form a tree: `face.verification.login` is
+    *within* `face.verification` and within itself. Instances are interned and
+    immutable; they compare with `==`, hash, order by name, and pickle and copy as
+    themselves. A `str` is accepted wherever a purpose is taken.
 
     Raises:
-        PolicyError: the name does not match ``[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*``.
+        PolicyError: the name does not match `[a-z][a-z0-9_]*(\\.[a-z][a-z0-9_]*)*`.
     """
 
     __slots__ = ("__weakref__", "_hash", "_name", "_parent")
@@ -75,16 +77,16 @@ class Purpose:
 
     @property
     def parent(self) -> Purpose | None:
-        """The enclosing purpose, or ``None`` for a root such as ``face``."""
+        """The enclosing purpose, or `None` for a root such as `face`."""
         return self._parent
 
     @property
     def depth(self) -> int:
-        """How many parts the name has (``face`` is 1)."""
+        """How many parts the name has (`face` is 1)."""
         return self._name.count(".") + 1
 
     def ancestors(self) -> tuple[Purpose, ...]:
-        """The proper ancestors, nearest first (``face.a.b`` gives ``face.a``, ``face``)."""
+        """The proper ancestors, nearest first (`face.a.b` gives `face.a`, `face`)."""
         out: list[Purpose] = []
         node = self._parent
         while node is not None:
@@ -151,7 +153,7 @@ class Purpose:
 
 
 PurposeLike: TypeAlias = str | Purpose
-"""A purpose given as its name or as a :class:`Purpose`."""
+"""A purpose given as its name or as a [`Purpose`][purposeguard.Purpose]."""
 
 
 def purpose_set(value: PurposeLike | Iterable[PurposeLike], what: str) -> frozenset[Purpose]:
@@ -170,19 +172,19 @@ def purpose_set(value: PurposeLike | Iterable[PurposeLike], what: str) -> frozen
 class Operation(enum.StrEnum):
     """What is done with face data. Each use of a template is one operation.
 
-    ``DELETE`` is never blocked by purpose: erasure must always work.
+    `DELETE` is never blocked by purpose: erasure must always work.
     """
 
     COLLECT = "collect"
-    """Capturing a face and wrapping its template (``FaceTemplate.wrap``)."""
+    """Capturing a face and wrapping its template (`FaceTemplate.wrap`)."""
     REVEAL = "reveal"
-    """Reading the template's values (``FaceTemplate.reveal``)."""
+    """Reading the template's values (`FaceTemplate.reveal`)."""
     COMPARE = "compare"
-    """1:1 comparison of two templates (``similarity``)."""
+    """1:1 comparison of two templates (`similarity`)."""
     SEARCH = "search"
     """1:N search of a gallery with a probe."""
     TRANSFORM = "transform"
-    """Computing derived data from templates (``@transform``)."""
+    """Computing derived data from templates (`@transform`)."""
     STORE = "store"
     """Enrolling a template into a store."""
     EXPORT = "export"

@@ -38,25 +38,25 @@ _MAX_NESTING: Final = 4
 
 
 def current_purpose() -> Purpose | None:
-    """The purpose in force in this context, or ``None``.
+    """The purpose in force in this context, or `None`.
 
-    It lives in a ``contextvars.ContextVar``: asyncio tasks inherit the purpose of the
-    code that created them; a new ``threading.Thread`` starts with none.
+    It lives in a `contextvars.ContextVar`: asyncio tasks inherit the purpose of the
+    code that created them; a new `threading.Thread` starts with none.
     """
     state = ACTIVE.get()
     return state.purpose if state is not None else None
 
 
 def current_scope() -> ScopeState | None:
-    """The whole active scope (purpose, principal, verified grant), or ``None``."""
+    """The whole active scope (purpose, principal, verified grant), or `None`."""
     return ACTIVE.get()
 
 
 class PurposeScope:
-    """A purpose declaration: a context manager (``with``/``async with``) and a decorator.
+    """A purpose declaration: a context manager (`with`/`async with`) and a decorator.
 
-    Create it with :func:`purpose`. Entering checks, at the current guard, that the
-    purpose is known, that it is within the enclosing scope's purpose (purposes only
+    Create it with [`purpose`][purposeguard.purpose]. Entering checks, at the current guard, that
+    the purpose is known, that it is within the enclosing scope's purpose (purposes only
     narrow down the stack) and, where grants are in use, that a verified grant covers
     it. One scope object may be entered again after it exits; to use one purpose in
     concurrent tasks, enter it in each task or decorate the task's function.
@@ -180,9 +180,9 @@ def purpose(
 ) -> PurposeScope:
     """Declare the purpose the enclosed code works for.
 
-    Use as ``with purpose("face.verification.login"):``, ``async with``, or as a
-    decorator of sync and async functions. ``grant`` is a signed purpose grant
-    (required when the guard has ``require_grants=True``); ``principal`` names who acts.
+    Use as `with purpose("face.verification.login"):`, `async with`, or as a
+    decorator of sync and async functions. `grant` is a signed purpose grant
+    (required when the guard has `require_grants=True`); `principal` names who acts.
 
     Raises:
         PolicyError: the name is malformed (at once) or unknown (on entry).
@@ -247,12 +247,14 @@ def _admit(args: tuple[object, ...], kwargs: dict[str, object]) -> None:
 def uses(
     name: PurposeLike, *, principal: str | None = None, grant: str | None = None
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
-    """Run the decorated function (sync or async) inside ``purpose(name)``.
+    """Run the decorated function (sync or async) inside `purpose(name)`.
 
-    Before the body runs, every :class:`FaceTemplate` among the arguments (also inside
-    lists, tuples, sets and dict values) is checked against its label for this purpose
-    (conformance, expiry, consent), in one audited event; a denial happens before the
-    body runs. Operations inside the body are checked again when they happen.
+    Before the body runs, every [`FaceTemplate`][purposeguard.FaceTemplate] among the arguments
+    (also inside lists, tuples, sets, frozensets and dict values, up to four levels
+    deep) is checked against its label for this purpose (conformance, expiry,
+    consent), in one audited event with no operation; a denial happens before the body
+    runs. Operations inside the body are checked again when they happen. *principal*
+    and *grant* are passed to the scope, as for [`purpose`][purposeguard.purpose].
     """
     scope = PurposeScope(name, grant=grant, principal=principal)
 
@@ -306,10 +308,14 @@ def transform(fn: Any = None, /, *, name: str | None = None) -> Any:
     a TRANSFORM under the active purpose: the function gets read-only copies of the
     values, and every array it returns becomes a new template whose label combines the
     inputs' labels (narrowest common purposes, union of prohibitions, earliest expiry)
-    with ``transform:<name>`` appended to the lineage. Called with plain arrays only,
+    with `transform:<name>` appended to the lineage. Called with plain arrays only,
     it is a plain function.
 
-    Use as ``@transform``, ``@transform()`` or ``@transform(name="normalise")``.
+    Use as `@transform`, `@transform()`, `@transform("normalise")` or
+    `@transform(name="normalise")`; the name defaults to the function's qualified
+    name. A return value that is not a 1-D array (alone, or inside lists, tuples or
+    dicts) raises `InvalidTemplateError`; inputs whose labels cannot be combined
+    (different subjects or consents, no common purpose) raise `PolicyError`.
     """
     if isinstance(fn, str):
         name, fn = fn, None
@@ -351,11 +357,16 @@ def collects(
 ) -> Callable[[Callable[P, Any]], Callable[P, Any]]:
     """Mark an embedding function as a collection point: its result is wrapped at once.
 
-    A 1-D array result becomes one :class:`FaceTemplate`; a 2-D array, list or tuple
-    of 1-D arrays becomes a list of templates (one per face); ``None`` stays ``None``.
+    A 1-D array result becomes one [`FaceTemplate`][purposeguard.FaceTemplate]; a 2-D array, list
+    or tuple of 1-D arrays becomes a list of templates (one per face); `None` stays `None`.
     *subject* and *consent* may be strings or callables that receive the function's
     arguments. Every template is a COLLECT, checked and audited as in
-    :meth:`FaceTemplate.wrap`. Sync and async functions are supported.
+    [`FaceTemplate.wrap`][purposeguard.FaceTemplate.wrap]. Sync and async functions are supported.
+
+    Raises:
+        InvalidTemplateError: not exactly one of *ttl* and *expires_at* (when the
+            decorator is applied).
+        PolicyError: no purposes (when the decorator is applied).
     """
     allowed = purpose_set(purposes, "purposes")
     if not allowed:
@@ -435,7 +446,7 @@ def similarity(
     """Compare two templates (a COMPARE under the active purpose); higher is closer.
 
     Either side may be a plain array (a live probe); every template side is checked
-    and audited. ``metric`` is ``"cosine"`` (default) or ``"dot"``.
+    and audited. `metric` is `"cosine"` (default) or `"dot"`.
 
     Raises:
         InvalidTemplateError: dimensions differ, a zero vector for cosine, bad array.
@@ -457,9 +468,9 @@ def distance(
     metric: Literal["euclidean", "cosine"] = "euclidean",
 ) -> float:
     """Distance between two templates (a COMPARE under the active purpose); lower is
-    closer. ``metric`` is ``"euclidean"`` (default) or ``"cosine"`` (1 - cosine).
+    closer. `metric` is `"euclidean"` (default) or `"cosine"` (1 - cosine).
 
-    Raises as :func:`similarity` does.
+    Raises as [`similarity`][purposeguard.similarity] does.
     """
     if metric not in ("euclidean", "cosine"):
         raise PolicyError(f"unknown distance metric {metric!r} (use 'euclidean' or 'cosine')")

@@ -24,12 +24,13 @@ _IDENTIFY: Final = _VERIFY | {_O.SEARCH}
 
 @attrs.frozen
 class PurposeSpec:
-    """One purpose in a :class:`Taxonomy`, with its effective (inherited) settings.
+    """One purpose in a [`Taxonomy`][purposeguard.Taxonomy], with its effective (inherited)
+    settings.
 
     Attributes:
         purpose: the purpose.
-        operations: the operations it allows (``DELETE`` is always allowed besides).
-        declared: the operations declared on this node, or ``None`` if inherited.
+        operations: the operations it allows (`DELETE` is always allowed besides).
+        declared: the operations declared on this node, or `None` if inherited.
         sensitive: whether data processed for it is sensitive personal data.
         separate_consent: whether it needs a consent given separately for it.
         max_retention: the longest a template collected for it may be kept, if capped.
@@ -74,12 +75,12 @@ class Taxonomy:
 
     A purpose that declares no operations inherits its parent's; a declared set may
     only narrow what the nearest declaring ancestor allows. A root that declares none
-    (such as ``face`` in the default taxonomy) allows nothing but ``DELETE``. Sensitivity
+    (such as `face` in the default taxonomy) allows nothing but `DELETE`. Sensitivity
     and separate consent are inherited (once set by an ancestor they stay set), and a
     maximum retention can only shorten down the tree.
 
-    Taxonomies are immutable: :meth:`extend` returns a new one. With a taxonomy in
-    force, an unknown purpose anywhere is a :class:`PolicyError`.
+    Taxonomies are immutable: [`extend`][purposeguard.Taxonomy.extend] returns a new one. With a
+    taxonomy in force, an unknown purpose anywhere is a [`PolicyError`][purposeguard.PolicyError].
     """
 
     __slots__ = ("_nodes", "_specs")
@@ -150,7 +151,7 @@ class Taxonomy:
     ) -> Taxonomy:
         """Return a new taxonomy with *purpose* added (or re-declared).
 
-        Missing ancestors are added and inherit. ``operations=None`` inherits the
+        Missing ancestors are added and inherit. `operations=None` inherits the
         parent's; a declared set must not broaden what the ancestors allow.
         """
         p = Purpose(purpose)
@@ -169,11 +170,11 @@ class Taxonomy:
 
     @classmethod
     def from_mapping(cls, data: Mapping[str, Any], *, base: Taxonomy | None = None) -> Taxonomy:
-        """Build from ``{"purposes": {name: {operations, sensitive, ...}}}`` over *base*.
+        """Build from `{"purposes": {name: {operations, sensitive, ...}}}` over *base*.
 
-        Keys per purpose: ``operations`` (list of names), ``sensitive``,
-        ``separate_consent`` (booleans), ``max_retention_days`` (positive number) and
-        ``description``. *base* defaults to the empty taxonomy.
+        Keys per purpose: `operations` (list of names), `sensitive`,
+        `separate_consent` (booleans), `max_retention_days` (positive number) and
+        `description`. *base* defaults to the empty taxonomy.
         """
         purposes = data.get("purposes", {})
         unknown_top = set(data) - {"purposes"}
@@ -272,7 +273,7 @@ class Taxonomy:
         return f"<Taxonomy of {len(self._specs)} purposes>"
 
     def spec(self, purpose: PurposeLike) -> PurposeSpec:
-        """The effective settings of *purpose*; ``PolicyError`` if it is unknown."""
+        """The effective settings of *purpose*; `PolicyError` if it is unknown."""
         p = Purpose(purpose)
         spec = self._specs.get(p)
         if spec is None:
@@ -280,7 +281,7 @@ class Taxonomy:
         return spec
 
     def require(self, purposes: Iterable[Purpose]) -> None:
-        """Raise ``PolicyError`` naming the first unknown purpose among *purposes*."""
+        """Raise `PolicyError` naming the first unknown purpose among *purposes*."""
         specs = self._specs
         for p in purposes:
             if p not in specs:
@@ -289,11 +290,11 @@ class Taxonomy:
                 )
 
     def operations(self, purpose: PurposeLike) -> frozenset[Operation]:
-        """The operations *purpose* allows (``DELETE`` is implied and not listed)."""
+        """The operations *purpose* allows (`DELETE` is implied and not listed)."""
         return self.spec(purpose).operations
 
     def allows(self, purpose: PurposeLike, operation: Operation) -> bool:
-        """Whether *purpose* allows *operation*; ``DELETE`` always is."""
+        """Whether *purpose* allows *operation*; `DELETE` always is."""
         if operation is Operation.DELETE:
             return True
         return operation in self.spec(purpose).operations
@@ -308,7 +309,8 @@ class Taxonomy:
         return tuple(sorted(q for q in self._specs if q.parent is None))
 
     def to_mapping(self) -> dict[str, Any]:
-        """The declared nodes as data that :meth:`from_mapping` reads back."""
+        """The declared nodes as data that [`from_mapping`][purposeguard.Taxonomy.from_mapping]
+        reads back."""
         out: dict[str, Any] = {}
         for p in sorted(self._nodes):
             n = self._nodes[p]

@@ -89,14 +89,19 @@ class _Vault:
 
 
 class FaceTemplate:
-    """A face embedding bound to its :class:`Label`.
+    """A face embedding bound to its [`Label`][purposeguard.Label].
 
-    Create one with :meth:`wrap` at the point of collection. The values come out only
-    through :meth:`reveal`, under a purpose the label permits; comparison, search and
-    transformation go through the guard too. ``repr``, ``str`` and ``format`` are
-    redacted; pickling, copying, numpy conversion, ``bytes``, iteration, indexing and
-    numeric conversion raise :class:`AccessDeniedError`. Equality and hashing are by
-    ``id``, never by values.
+    Create one with [`wrap`][purposeguard.FaceTemplate.wrap] at the point of collection. The values
+    come out only through [`reveal`][purposeguard.FaceTemplate.reveal], under a purpose the label
+    permits; comparison, search and transformation go through the guard too. `repr`, `str` and
+    `format` are redacted; pickling, copying, numpy conversion, `bytes`, iteration, indexing and
+    numeric conversion raise [`AccessDeniedError`][purposeguard.AccessDeniedError]. Equality and
+    hashing are by `id`, never by values. The full list of refused ways out is in
+    the security page's blocked bypasses.
+
+    A template cannot be constructed directly: `FaceTemplate(...)` raises `TypeError`.
+    Reading its properties (`id`, `label`, `subject`, `purposes`, `expires_at`, `dim`,
+    `dtype`) is not an access and is not audited.
     """
 
     __slots__ = ("_id", "_label", "_vault")
@@ -137,18 +142,20 @@ class FaceTemplate:
         """Wrap an embedding at the point of collection (a COLLECT, audited).
 
         Args:
-            vector: a finite, real, non-empty 1-D array-like; it is copied and frozen.
+            vector: a finite, real, non-empty 1-D numeric array-like (at most 2**20
+                entries); it is copied and frozen, and integer input becomes `float64`.
             subject: the data subject's identifier (non-empty).
-            purposes: the allowed purposes: one, or an iterable (``str`` or ``Purpose``).
+            purposes: the allowed purposes: one, or an iterable (`str` or `Purpose`).
             expires_at: timezone-aware expiry after the guard's now. Exactly one of
-                ``expires_at`` and ``ttl``.
+                `expires_at` and `ttl`.
             ttl: positive lifetime, counted from the guard's clock.
             prohibited: purposes the template must never serve.
             consent: id of the consent record behind the collection.
-            jurisdictions: the laws that apply (e.g. ``"pipl"``).
-            collected_at: when it was collected (default: the guard's now).
+            jurisdictions: the laws that apply (e.g. `"pipl"`).
+            collected_at: when it was collected (default: the guard's now); not in the
+                future.
             context: where and how the face was captured, for the policy's collection
-                rules (``purposeguard.policy.CollectionContext``).
+                rules ([`CollectionContext`][purposeguard.policy.CollectionContext]).
 
         The collection is checked against the template's own label (some allowed
         purpose must allow COLLECT and the policy's collection rules must pass); inside
@@ -156,7 +163,9 @@ class FaceTemplate:
 
         Raises:
             InvalidTemplateError: bad vector, subject, expiry or ttl.
-            PolicyError: malformed, unknown or no purposes; retention above a cap.
+            PolicyError: malformed, unknown or no purposes; an expiry beyond a
+                taxonomy's or policy's maximum retention (the message names the
+                latest expiry accepted).
             AccessDeniedError: (a subclass) the collection is not permitted.
         """
         guard = current_guard()
@@ -308,9 +317,9 @@ class FaceTemplate:
 
         The only way to broaden a label (PIPL Art. 14, GDPR Art. 6(4)): the new label
         rests on *consent* (the id of a registered consent, or a consent record, which
-        is registered in the guard's consent registry first) and its ``collected_at`` is
+        is registered in the guard's consent registry first) and its `collected_at` is
         the rebind time. The rebind is a COLLECT of the new template, checked and
-        audited like ``wrap`` (a policy checks that the consent covers every new
+        audited like `wrap` (a policy checks that the consent covers every new
         purpose, in the form its rules demand); the retention rules apply to the new
         expiry (default: the old one). The original template is unchanged.
 
@@ -434,11 +443,11 @@ class FaceTemplate:
         return True
 
     def tolist(self) -> NoReturn:
-        """Refused: use :meth:`reveal`."""
+        """Refused: use [`reveal`][purposeguard.FaceTemplate.reveal]."""
         _refuse("tolist()")
 
     def tobytes(self) -> NoReturn:
-        """Refused: use :meth:`reveal`."""
+        """Refused: use [`reveal`][purposeguard.FaceTemplate.reveal]."""
         _refuse("tobytes()")
 
 

@@ -1,11 +1,11 @@
-"""The ``purposeguard`` command.
+"""The `purposeguard` command.
 
-Commands: ``demo`` (the main job, end to end, on synthetic templates), ``store
-stats|purge|erase-subject|search`` (an SQLite store file made by purposeguard),
-``taxonomy`` and ``explain``. Every command has ``--help``.
+Commands: `demo` (the main job, end to end, on synthetic templates), `store
+stats|purge|erase-subject|search` (an SQLite store file made by purposeguard),
+`taxonomy` and `explain`. Every command has `--help`.
 
-Exit codes: 0 success (for ``explain``: permitted), 1 the use asked about is denied
-or a template is not found (or, for ``demo``, the library misbehaved), 2 usage error
+Exit codes: 0 success (for `explain`: permitted), 1 the use asked about is denied
+or a template is not found (or, for `demo`, the library misbehaved), 2 usage error
 or invalid input (a malformed or unknown purpose, a bad or missing file), 130
 interrupted.
 """

@@ -1,18 +1,20 @@
 """Purpose grants: Ed25519-signed tokens that let a principal work for some purposes.
 
-A :class:`GrantAuthority` (it belongs in a policy service, never in the application that
-uses face data) issues grants; the application holds only public keys, in a
-:class:`GrantVerifier` given to ``Guard(require_grants=True, grant_verifier=...)``.
-Entering ``purpose(name, grant=token)`` then needs a grant that covers the purpose, is
-meant for this audience and principal, and is within its validity window; the grant's
+A [`GrantAuthority`][purposeguard.grants.GrantAuthority] (it belongs in a policy service, never in
+the application that uses face data) issues grants; the application holds only public keys, in a
+[`GrantVerifier`][purposeguard.grants.GrantVerifier] given to `Guard(require_grants=True,
+grant_verifier=...)`. Entering `purpose(name, grant=token)` then needs a grant that covers the
+purpose, is meant for this audience and principal, and is within its validity window; the grant's
 operations are enforced on every access, and its id is in every audit event.
 
-Token format (``docs/how-to/purpose-grants.md`` has the details)::
+Token format (`docs/how-to/purpose-grants.md` has the details):
 
-    "pg1." + base64url(canonical JSON claims) + "." + base64url(Ed25519 signature)
+```text
+"pg1." + base64url(canonical JSON claims) + "." + base64url(Ed25519 signature)
+```
 
-The signature covers the ASCII bytes ``"pg1." + base64url(claims)``. The format names
-no algorithm: version ``pg1`` means Ed25519, so a token cannot choose how it is checked.
+The signature covers the ASCII bytes `"pg1." + base64url(claims)`. The format names
+no algorithm: version `pg1` means Ed25519, so a token cannot choose how it is checked.
 The claims name the signing key by its id (SHA-256 of the raw public key, 32 hex digits)
 and the verifier only uses keys it was given. Attenuation (narrowing a grant offline by
 its holder) is not supported: ask the authority for a narrower grant.
@@ -114,7 +116,8 @@ class GrantAuthority:
 
     It belongs in a policy service (or an offline tool), not in the application that
     uses face data: whoever holds the private key can grant any purpose. The
-    application gets only :attr:`public_key` (for a :class:`GrantVerifier`).
+    application gets only [`public_key`][purposeguard.grants.GrantAuthority.public_key] (for a
+    [`GrantVerifier`][purposeguard.grants.GrantVerifier]).
     """
 
     __slots__ = ("_issuer", "_key", "_kid", "_public")
@@ -136,17 +139,19 @@ class GrantAuthority:
 
     @property
     def issuer(self) -> str:
-        """Who issues the grants (the ``iss`` claim)."""
+        """Who issues the grants (the `iss` claim)."""
         return self._issuer
 
     @property
     def public_key(self) -> bytes:
-        """The 32 raw bytes of the public key, to give to a :class:`GrantVerifier`."""
+        """The 32 raw bytes of the public key, to give to a
+        [`GrantVerifier`][purposeguard.grants.GrantVerifier]."""
         return self._public
 
     @property
     def key_id(self) -> str:
-        """The key id that tokens carry (:func:`key_id` of the public key)."""
+        """The key id that tokens carry ([`key_id`][purposeguard.grants.key_id] of the public
+        key)."""
         return self._kid
 
     def issue(
@@ -162,7 +167,7 @@ class GrantAuthority:
     ) -> str:
         """Sign a grant letting *principal* work for *purposes* (each with its
         descendants) in *audience* for *ttl*, starting at *not_before* (default: *now*,
-        default: the system clock). *operations* limits the operations (``None``: every
+        default: the system clock). *operations* limits the operations (`None`: every
         operation the taxonomy allows).
 
         Raises:
@@ -214,21 +219,21 @@ class GrantAuthority:
 
 class GrantVerifier:
     """Checks purpose grants for one audience; give it to
-    ``Guard(require_grants=True, grant_verifier=...)``.
+    `Guard(require_grants=True, grant_verifier=...)`.
 
     Args:
         public_keys: the authorities' Ed25519 public keys (objects or 32 raw bytes), or one.
             Only these are trusted; a token names its key by id.
         audience: the audience this application is (tokens for another are refused).
-        max_lifetime: the longest validity window (``exp - nbf``) accepted.
+        max_lifetime: the longest validity window (`exp - nbf`) accepted.
         leeway: the clock skew tolerated at the not-before and expiry instants.
         cache_size: how many signature-checked tokens to remember, so that entering a
             scope again with the same token skips the signature check (the time,
             audience, purpose and principal are checked on every entry); 0 disables.
 
-    :meth:`verify` raises :class:`~purposeguard.GrantError` for a malformed, forged,
-    unknown-key, expired, not-yet-valid, too long-lived, wrong-audience, wrong-principal
-    or out-of-scope token. Thread-safe.
+    [`verify`][purposeguard.audit.verify] raises [`GrantError`][purposeguard.GrantError] for a
+    malformed, forged, unknown-key, expired, not-yet-valid, too long-lived, wrong-audience,
+    wrong-principal or out-of-scope token. Thread-safe.
     """
 
     __slots__ = (

@@ -33,8 +33,8 @@ __all__ = [
 class Clock(Protocol):
     """Where a guard reads the time. Called on every check.
 
-    ``now()`` must return a timezone-aware datetime (UTC preferred) and must not go
-    backwards in production (``FrozenClock`` may, for tests).
+    `now()` must return a timezone-aware datetime (UTC preferred) and must not go
+    backwards in production (`FrozenClock` may, for tests).
     """
 
     def now(self) -> datetime:
@@ -44,12 +44,12 @@ class Clock(Protocol):
 
 @runtime_checkable
 class AuditSink(Protocol):
-    """Receives one :class:`~purposeguard.audit.AuditEvent` per checked access.
+    """Receives one [`AuditEvent`][purposeguard.audit.AuditEvent] per checked access.
 
-    The guard calls ``emit`` before the access proceeds (and before a denial is
-    raised). If ``emit`` raises, the access is denied with ``AuditError``: a sink must
-    raise rather than drop an event it could not record. ``flush`` makes emitted events
-    durable; ``close`` releases resources. Sinks may be called from several threads.
+    The guard calls `emit` before the access proceeds (and before a denial is
+    raised). If `emit` raises, the access is denied with `AuditError`: a sink must
+    raise rather than drop an event it could not record. `flush` makes emitted events
+    durable; `close` releases resources. Sinks may be called from several threads.
     """
 
     def emit(self, event: AuditEvent) -> None:
@@ -70,7 +70,7 @@ class ConsentLookup(Protocol):
     """Answers whether a consent id is withdrawn. Called on every check of a template
     whose label names a consent.
 
-    An implementation that does not know the id must answer ``True`` (treat it as
+    An implementation that does not know the id must answer `True` (treat it as
     withdrawn): fail closed.
     """
 
@@ -83,28 +83,28 @@ class ConsentLookup(Protocol):
 class PolicyRules(Protocol):
     """Rules beyond the label and the taxonomy (jurisdiction presets, company rules).
 
-    The guard calls ``evaluate`` on every check that the label and the taxonomy permit
+    The guard calls `evaluate` on every check that the label and the taxonomy permit
     and on every collection, and denies when it returns any finding. It must return
     *every* rule that denies, not only the first; it must not have side effects.
 
-    Optional methods the core calls when a policy has them (``purposeguard.policy.Policy``
+    Optional methods the core calls when a policy has them (`purposeguard.policy.Policy`
     implements all of them):
 
-    - ``validate_guard(guard)`` when a guard is built: raise ``PolicyError`` if the
+    - `validate_guard(guard)` when a guard is built: raise `PolicyError` if the
       guard cannot serve the policy (e.g. no consent registry).
-    - ``guard_warnings() -> Iterable[str]`` when a guard is built: each is issued as a
-      ``PurposeWarning`` (undeclared duties).
-    - ``granted_until(request) -> datetime | None`` after a granted decision: until
-      when the guard may reuse it (``None``: do not); and ``remembered_until(label,
-      purpose, operation, now, consents)`` before building a request: a granted verdict
-      still standing, or ``None`` to evaluate. Neither may ever deny or grant more
-      than ``evaluate`` would.
-    - ``after_access(guard, operation, subjects, now)`` after a granted access is
+    - `guard_warnings() -> Iterable[str]` when a guard is built: each is issued as a
+      `PurposeWarning` (undeclared duties).
+    - `granted_until(request) -> datetime | None` after a granted decision: until
+      when the guard may reuse it (`None`: do not); and `remembered_until(label,
+      purpose, operation, now, consents)` before building a request: a granted verdict
+      still standing, or `None` to evaluate. Neither may ever deny or grant more
+      than `evaluate` would.
+    - `after_access(guard, operation, subjects, now)` after a granted access is
       audited (e.g. to record the subjects' interactions).
-    - ``check_retention(*, guard, purposes, subject, consent, collected_at,
-      expires_at)`` at wrap and rebind: raise ``PolicyError`` for an expiry beyond
+    - `check_retention(*, guard, purposes, subject, consent, collected_at,
+      expires_at)` at wrap and rebind: raise `PolicyError` for an expiry beyond
       what the policy allows.
-    - ``filing_alerts(stats) -> Iterable[str]`` from ``GuardedStore.stats()``.
+    - `filing_alerts(stats) -> Iterable[str]` from `GuardedStore.stats()`.
     """
 
     def evaluate(self, request: AccessRequest) -> Iterable[RuleFinding]:
@@ -114,9 +114,9 @@ class PolicyRules(Protocol):
 
 @runtime_checkable
 class GrantVerifierLike(Protocol):
-    """Checks a signed purpose grant when a ``purpose(name, grant=token)`` scope opens.
+    """Checks a signed purpose grant when a `purpose(name, grant=token)` scope opens.
 
-    Must raise :class:`~purposeguard.GrantError` for a forged, expired, out-of-audience
+    Must raise [`GrantError`][purposeguard.GrantError] for a forged, expired, out-of-audience
     or out-of-scope grant, and return the verified grant otherwise.
     """
 
@@ -129,18 +129,18 @@ class GrantVerifierLike(Protocol):
 
 @runtime_checkable
 class KeyStore(Protocol):
-    """Where a :class:`~purposeguard.crypto.KeyRing` keeps its wrapped data keys.
+    """Where a [`KeyRing`][purposeguard.crypto.KeyRing] keeps its wrapped data keys.
 
     Entries are opaque bytes keyed by a key id (32 lowercase hex digits); the key ring
     wraps every data key under its key-encryption key and MACs every entry, so a store
     never sees a key in clear and a tampered entry is detected when it is loaded. The
-    key ring calls ``load`` when it opens (and when it meets a key id it does not
-    know), ``put`` when it creates, rotates or shreds a key, and ``replace_all`` when
+    key ring calls `load` when it opens (and when it meets a key id it does not
+    know), `put` when it creates, rotates or shreds a key, and `replace_all` when
     the key-encryption key is rotated.
 
-    An implementation must make ``put`` and ``replace_all`` durable and atomic before
+    An implementation must make `put` and `replace_all` durable and atomic before
     returning (all entries or none), and must raise rather than drop a write. When
-    ``put`` replaces an existing entry (a shredded key becomes a tombstone), the old
+    `put` replaces an existing entry (a shredded key becomes a tombstone), the old
     bytes must be destroyed as far as the medium allows.
     """
 

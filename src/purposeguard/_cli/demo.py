@@ -1,4 +1,4 @@
-"""``purposeguard demo``: the library's main job, end to end, in a few seconds.
+"""`purposeguard demo`: the library's main job, end to end, in a few seconds.
 
 One deployment with one SQLite store: synthetic 512-d face templates are enrolled
 under several purposes (login and payment verification, door access, an opt-in
@@ -6,7 +6,7 @@ identification programme, visitor counting); permitted 1:1 verifications and 1:N
 searches run; an out-of-purpose search is blocked, then let through in audit mode;
 the clock moves on so that templates expire and are purged; a subject is erased; and
 the audit log is summarised. Everything runs under a guard of its own (a frozen
-clock, an in-memory audit sink) put in force with :func:`~purposeguard.using`, so the
+clock, an in-memory audit sink) put in force with [`using`][purposeguard.using], so the
 process default is untouched. No template values are ever printed.
 """
 
@@ -212,7 +212,7 @@ def _event_line(index: int, e: AuditEvent) -> str:
 def run_demo(*, directory: Path | None, n: int, seed: int, json_mode: bool) -> dict[str, Any]:
     """Run the demo; print it (or nothing, with *json_mode*) and return the summary.
 
-    The store is ``purposeguard-demo.db`` in *directory* (created if missing; the file
+    The store is `purposeguard-demo.db` in *directory* (created if missing; the file
     must not exist yet) or in a temporary folder that is removed at the end.
 
     Raises:
@@ -671,7 +671,7 @@ def _seed(text: str) -> int:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``demo`` to the top-level subparsers *sub*."""
+    """Add `demo` to the top-level subparsers *sub*."""
     demo = sub.add_parser(
         "demo",
         help="run the main job end to end on synthetic templates",

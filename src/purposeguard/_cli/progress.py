@@ -24,25 +24,27 @@ def _is_tty(stream: TextIO) -> bool:
 class Progress:
     """A progress indicator on *stream* (stderr by default) that draws only on a terminal.
 
-    With a *total* it is a bar that :meth:`update` advances; without one it is an
+    With a *total* it is a bar that `update` advances; without one it is an
     activity indicator (a spinner and the elapsed time) that a background thread
     redraws while the work runs. Nothing is drawn when the stream is not a TTY, nor
     before *delay* seconds have passed, so short work, pipes, files and captured
-    output stay clean; when something was drawn, :meth:`close` leaves one final line.
-    Use it as a context manager::
+    output stay clean; when something was drawn, `close` leaves one final line.
+    Use it as a context manager:
 
-        with Progress("enrolling", total=len(batch)) as bar:
-            for chunk in chunks:
-                store.enrol_many(chunk)
-                bar.update(len(chunk))
+    ```python
+    with Progress("enrolling", total=len(batch)) as bar:
+        for chunk in chunks:
+            store.enrol_many(chunk)
+            bar.update(len(chunk))
+    ```
 
     Args:
         label: what the work is, shown before the bar.
-        total: how many steps the work has; ``None`` for work of unknown length.
-        stream: where to draw (default: ``sys.stderr`` at construction time).
+        total: how many steps the work has; `None` for work of unknown length.
+        stream: where to draw (default: `sys.stderr` at construction time).
         delay: seconds to wait before drawing anything.
         interval: the shortest time between two redraws, in seconds.
-        enabled: force drawing on (``True``) or off (``False``); by default it draws
+        enabled: force drawing on (`True`) or off (`False`); by default it draws
             only if the stream is a TTY.
     """
 

@@ -1,9 +1,9 @@
-"""``purposeguard store``: inspect and maintain an SQLite store file made by purposeguard.
+"""`purposeguard store`: inspect and maintain an SQLite store file made by purposeguard.
 
 Every command opens an existing file only (a missing path is a usage error, and no
-file is created), goes through :class:`~purposeguard.stores.GuardedStore`, so each
+file is created), goes through [`GuardedStore`][purposeguard.stores.GuardedStore], so each
 access is checked and audited by the guard in force (by default: enforce mode, the
-system clock, audit events to the stdlib logger ``purposeguard.audit``; ``-v`` prints
+system clock, audit events to the stdlib logger `purposeguard.audit`; `-v` prints
 them on stderr), and never prints template values.
 """
 
@@ -66,9 +66,9 @@ def open_store(path: str) -> GuardedStore:
 
 @contextmanager
 def audit_to_stderr(verbose: bool) -> Iterator[None]:
-    """Route the ``purposeguard.audit`` logger's records for the duration of a command.
+    """Route the `purposeguard.audit` logger's records for the duration of a command.
 
-    With *verbose*, every audit event is printed on stderr (``audit: ...``). Without,
+    With *verbose*, every audit event is printed on stderr (`audit: ...`). Without,
     nothing changes where logging is configured; where it is not, a null handler keeps
     Python's last-resort handler from printing denials a second time, after the
     command's own message. The logger is restored afterwards.
@@ -219,7 +219,7 @@ def _help(parser: argparse.ArgumentParser) -> Any:
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add ``store`` and its subcommands to the top-level subparsers *sub*."""
+    """Add `store` and its subcommands to the top-level subparsers *sub*."""
     store = sub.add_parser(
         "store",
         help="inspect and maintain an SQLite store file",

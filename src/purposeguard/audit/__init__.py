@@ -1,18 +1,20 @@
 """Audit: the events every checked access produces, and where they go.
 
-A guard emits exactly one :class:`AuditEvent` per checked operation to its sink
-before the operation proceeds; if the sink fails, the access is denied with
-:class:`~purposeguard.AuditError`. Events hold template ids, subjects, purposes and
+A guard emits exactly one [`AuditEvent`][purposeguard.audit.AuditEvent] per checked operation to
+its sink before the operation proceeds; if the sink fails, the access is denied with
+[`AuditError`][purposeguard.AuditError]. Events hold template ids, subjects, purposes and
 rule ids, never template values.
 
-Sinks: :class:`MemorySink` (tests), :class:`LoggingSink` (the default, stdlib logger
-``purposeguard.audit``), :class:`MultiSink` (fan-out). Implement
-:class:`~purposeguard.typing.AuditSink` for your own.
+Sinks: [`MemorySink`][purposeguard.audit.MemorySink] (tests),
+[`LoggingSink`][purposeguard.audit.LoggingSink] (the default, stdlib logger `purposeguard.audit`),
+[`MultiSink`][purposeguard.audit.MultiSink] (fan-out). Implement
+[`AuditSink`][purposeguard.typing.AuditSink] for your own.
 
-Evidence: :class:`JsonlSink` is the tamper-evident log (hash chain, forward-secure
-MACs, signed Merkle checkpoints, rotation); :func:`verify` checks it and returns a
-:class:`VerifyResult`; :func:`pseudonymise` computes the pseudonym a sink writes for a
-subject. The format is in ``docs/reference/audit-log-format.md``.
+Evidence: [`JsonlSink`][purposeguard.audit.JsonlSink] is the tamper-evident log (hash chain,
+forward-secure MACs, signed Merkle checkpoints, rotation); [`verify`][purposeguard.audit.verify]
+checks it and returns a [`VerifyResult`][purposeguard.audit.VerifyResult];
+[`pseudonymise`][purposeguard.audit.pseudonymise] computes the pseudonym a sink writes for a
+subject. The format is in `docs/reference/audit-log-format.md`.
 """
 
 from purposeguard._events import AuditEvent, LoggingSink, MemorySink, MultiSink, Outcome

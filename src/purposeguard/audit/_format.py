@@ -1,6 +1,6 @@
 """The audit log format's primitives: canonical JSON, the key schedule, Merkle hashing.
 
-Everything here is specified in ``docs/reference/audit-log-format.md``; change nothing
+Everything here is specified in `docs/reference/audit-log-format.md`; change nothing
 without changing the format version there.
 """
 
@@ -51,7 +51,7 @@ ENCODER: Final = json.JSONEncoder(
 
 
 def as_key(value: object, what: str) -> bytes:
-    """*value* as key bytes of at least 32 bytes, or ``PolicyError`` (never showing it)."""
+    """*value* as key bytes of at least 32 bytes, or `PolicyError` (never showing it)."""
     if not isinstance(value, bytes | bytearray | memoryview):
         raise PolicyError(f"{what} must be bytes, got {type(value).__name__}")
     raw = bytes(value)
@@ -79,11 +79,11 @@ _sha256: Final = hashlib.sha256
 
 
 def mac_and_next_key(k: bytes | bytearray, body: bytes) -> tuple[bytes, bytes]:
-    """``(HMAC-SHA256(k, body), HMAC-SHA256(k, evolve context))``: an entry's MAC and
-    the next key, the same values as ``hmac.digest`` and :func:`evolve` give.
+    """`(HMAC-SHA256(k, body), HMAC-SHA256(k, evolve context))`: an entry's MAC and
+    the next key, the same values as `hmac.digest` and `evolve` give.
 
-    One key pad serves both MACs (RFC 2104 by hand: ``H(K ^ opad || H(K ^ ipad ||
-    m))`` with ``K`` zero-padded to 64 bytes), which is about twice as fast as two
+    One key pad serves both MACs (RFC 2104 by hand: `H(K ^ opad || H(K ^ ipad ||
+    m))` with `K` zero-padded to 64 bytes), which is about twice as fast as two
     one-shot HMACs. The caller installs the next key only once the entry is written.
     """
     if len(k) > 64:
@@ -108,7 +108,7 @@ def node_hash(left: bytes, right: bytes) -> bytes:
 
 
 def pseudonym(subject: str, key: bytes) -> str:
-    """``"p:"`` + the first 16 bytes (hex) of HMAC-SHA256(key, context || subject)."""
+    """`"p:"` + the first 16 bytes (hex) of HMAC-SHA256(key, context || subject)."""
     mac = hmac.digest(key, _PSEUDONYM_CONTEXT + subject.encode("utf-8"), "sha256")
     return "p:" + mac[:16].hex()
 

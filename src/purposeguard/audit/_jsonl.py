@@ -66,9 +66,9 @@ def checkpoint_key_id(public_key: bytes) -> str:
 
 
 def pseudonymise(subject: str, *, key: bytes) -> str:
-    """The pseudonym a :class:`JsonlSink` built with ``pseudonymise_key=key`` writes for
-    *subject*: ``"p:"`` and 32 hex digits of a keyed HMAC-SHA256. Deterministic, so an
-    auditor holding the key can find one subject's events; without the key the
+    """The pseudonym a [`JsonlSink`][purposeguard.audit.JsonlSink] built with
+    `pseudonymise_key=key` writes for *subject*: `"p:"` and 32 hex digits of a keyed HMAC-SHA256.
+    Deterministic, so an auditor holding the key can find one subject's events; without the key the
     pseudonyms cannot be linked back to subjects."""
     if not isinstance(subject, str) or not subject:
         raise PolicyError("subject must be a non-empty string")
@@ -97,7 +97,7 @@ def _opt(value: str | None) -> str:
 
 
 def _event_json(e: AuditEvent, subjects: tuple[str, ...] | list[str]) -> str | None:
-    """The canonical JSON of *e* with *subjects*, or ``None`` if *e* is not of the
+    """The canonical JSON of *e* with *subjects*, or `None` if *e* is not of the
     plain types this is written for."""
     op, outcome, purpose, at = e.operation, e.outcome, e.purpose, e.at
     seq, tids, rules = e.seq, e.template_ids, e.rule_ids
@@ -163,42 +163,43 @@ class JsonlSink:
 
     Each entry carries its sequence number and the hash of the entry before it (a hash
     chain), and an HMAC-SHA256 under a key that evolves one way after every entry
-    (``k_{i+1} = HMAC(k_i, ...)``): whoever steals the sink's current key cannot forge
+    (`k_{i+1} = HMAC(k_i, ...)`): whoever steals the sink's current key cannot forge
     or alter the entries already written. The auditor keeps *key* and checks the log
-    with :func:`purposeguard.audit.verify`. The format is specified in
-    ``docs/reference/audit-log-format.md``.
+    with [`purposeguard.audit.verify`][purposeguard.audit.verify]. The format is specified in
+    `docs/reference/audit-log-format.md`.
 
     Args:
         path: the log file. It must not exist: every sink starts a new log (with a
             random log id) and never appends to an old one.
         key: the auditor's secret, at least 32 random bytes. The sink derives the log's
             first key from it and keeps no reference to it.
-        durability: ``"batch"`` (default): events are written and fsynced in groups of
-            *batch_size*, or after *batch_interval* seconds, or on :meth:`flush`; a
-            crash can lose the events of the open batch. ``"always"``: every event is
-            written and fsynced before ``emit`` returns, so an access proceeds only once
-            its record is durable. ``"none"``: written in batches, never fsynced.
-        batch_size: events per group commit (``"batch"`` and ``"none"``).
+        durability: `"batch"` (default): events are written and fsynced in groups of
+            *batch_size*, or after *batch_interval* seconds, or on
+            [`flush`][purposeguard.audit.JsonlSink.flush]; a crash can lose the events of the open
+            batch. `"always"`: every event is written and fsynced before `emit` returns, so an
+            access proceeds only once its record is durable. `"none"`: written in batches, never
+            fsynced.
+        batch_size: events per group commit (`"batch"` and `"none"`).
         batch_interval: seconds after which an open batch is committed anyway.
-        max_bytes: rotate to a new file (``path.1``, ``path.2``, ...) once the current
-            one holds at least this many bytes; ``None`` (default) never rotates. The
+        max_bytes: rotate to a new file (`path.1`, `path.2`, ...) once the current
+            one holds at least this many bytes; `None` (default) never rotates. The
             chain, the key schedule and the sequence numbers continue across files.
         checkpoint_key: an Ed25519 private key; with it, a signed Merkle tree head
             (RFC 9162) over the log is written every *checkpoint_every* entries, every
-            *checkpoint_interval* seconds and on :meth:`close`, so that a cut tail is
-            detected. Keep it away from whoever can write the log if you can.
-        checkpoint_path: where checkpoints go (default: ``path`` + ``".checkpoints"``).
+            *checkpoint_interval* seconds and on [`close`][purposeguard.audit.JsonlSink.close], so
+            that a cut tail is detected. Keep it away from whoever can write the log if you can.
+        checkpoint_path: where checkpoints go (default: `path` + `".checkpoints"`).
             Better on another machine or a write-once store; see also *on_checkpoint*.
-        on_checkpoint: called with each checkpoint line (a ``str``) after it is written,
+        on_checkpoint: called with each checkpoint line (a `str`) after it is written,
             for publishing elsewhere (a transparency log, a remote store).
         pseudonymise_key: if given, subjects are written as keyed pseudonyms
-            (:func:`pseudonymise`) instead of their ids.
+            ([`pseudonymise`][purposeguard.audit.pseudonymise]) instead of their ids.
         clock: the time written into start records and checkpoints.
 
-    ``emit`` raises :class:`~purposeguard.AuditError` when the event cannot be
-    recorded, so the guard denies the access; an event whose ``emit`` raised is never
+    `emit` raises [`AuditError`][purposeguard.AuditError] when the event cannot be
+    recorded, so the guard denies the access; an event whose `emit` raised is never
     in the log. A failed write is rolled back (the file is truncated to its last good
-    length) and retried with the next event; a failed ``fsync`` leaves the sink broken,
+    length) and retried with the next event; a failed `fsync` leaves the sink broken,
     refusing every later event. Thread-safe.
     """
 
@@ -339,13 +340,13 @@ class JsonlSink:
 
     @property
     def checkpoint_path(self) -> Path | None:
-        """Where checkpoints are written, or ``None`` without a checkpoint key."""
+        """Where checkpoints are written, or `None` without a checkpoint key."""
         return self._cp_path
 
     def emit(self, event: AuditEvent) -> None:
-        """Append *event*; raise :class:`~purposeguard.AuditError` if it cannot be.
+        """Append *event*; raise [`AuditError`][purposeguard.AuditError] if it cannot be.
 
-        With ``durability="always"`` the event is on disk (fsynced) when this returns.
+        With `durability="always"` the event is on disk (fsynced) when this returns.
         """
         if not isinstance(event, AuditEvent):
             raise AuditError(f"JsonlSink.emit takes an AuditEvent, got {type(event).__name__}")
@@ -408,7 +409,7 @@ class JsonlSink:
         return sorted(out)
 
     def flush(self) -> None:
-        """Write (and, unless ``durability="none"``, fsync) every event emitted so far.
+        """Write (and, unless `durability="none"`, fsync) every event emitted so far.
 
         Raises:
             AuditError: they could not be written.

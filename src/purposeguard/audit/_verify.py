@@ -48,17 +48,17 @@ _CP_KEYS: Final = frozenset({"at", "key_id", "log_id", "root", "tree_size", "v"}
 
 @attrs.frozen(kw_only=True)
 class VerifyResult:
-    """What :func:`verify` found.
+    """What [`verify`][purposeguard.audit.verify] found.
 
     Attributes:
         ok: the whole log verified (and every checkpoint given matches it).
         entries: how many entries, from the start, verified (start records included).
-        first_bad_seq: the sequence number of the first entry that failed, or ``None``
-            when ``ok``; also ``None`` when the fault lies in the checkpoint file, or in
+        first_bad_seq: the sequence number of the first entry that failed, or `None`
+            when `ok`; also `None` when the fault lies in the checkpoint file, or in
             a checkpoint that contradicts an otherwise valid log.
-        reason: one sentence: why verification failed, or a summary when ``ok``.
+        reason: one sentence: why verification failed, or a summary when `ok`.
         events: how many of the verified entries are events.
-        log_id: the log's id (from its first entry), or ``None`` if unreadable.
+        log_id: the log's id (from its first entry), or `None` if unreadable.
         files: the files read, in order.
         checkpointed: how many entries the largest matching signed checkpoint covers
             (0 without checkpoints). Entries after it could be cut without detection.
@@ -113,7 +113,7 @@ def _public_key(value: object) -> Ed25519PublicKey:
 
 
 def _log_files(path: Path) -> Iterator[tuple[int, Path | None]]:
-    """(index, path) for every file of the log; ``None`` for a missing one in a gap."""
+    """(index, path) for every file of the log; `None` for a missing one in a gap."""
     yield 0, path
     pattern = re.compile(re.escape(path.name) + r"\.([1-9][0-9]*)\Z")
     indices = sorted(
@@ -181,8 +181,8 @@ def verify(
     public_key: Ed25519PublicKey | bytes | None = None,
     log_id: str | None = None,
 ) -> VerifyResult:
-    """Check the audit log a :class:`JsonlSink` wrote at *path* (and its rotated files
-    ``path.1``, ``path.2``, ...).
+    """Check the audit log a [`JsonlSink`][purposeguard.audit.JsonlSink] wrote at *path* (and its
+    rotated files `path.1`, `path.2`, ...).
 
     Every entry must carry the next sequence number and the hash of the entry before
     it, be in canonical form, and carry a valid MAC under the key the schedule derives
@@ -191,11 +191,12 @@ def verify(
     A cut tail is only detectable against a signed checkpoint: pass *checkpoint* (the
     checkpoint file) and *public_key* (the Ed25519 public key you trust, obtained
     independently: the checkpoint file only names a key id). Each checkpoint's
-    signature is checked, and its Merkle root must match the log's first ``tree_size``
+    signature is checked, and its Merkle root must match the log's first `tree_size`
     entries; a checkpoint covering more entries than the log holds means its tail was
     cut. *log_id*, if given, must be the log's id.
 
-    Returns a :class:`VerifyResult`; it never raises for a tampered log.
+    Returns a [`VerifyResult`][purposeguard.audit.VerifyResult]; it never raises for a tampered
+    log.
 
     Raises:
         PolicyError: a bad argument (short key, checkpoint without public key).

@@ -2,15 +2,17 @@
 
 WARNING: nothing here checks a label, a purpose or an expiry, and nothing here is
 audited. These functions take and return raw keys and raw vector bytes. They exist so
-that :mod:`purposeguard.crypto` (``seal``, ``unseal``, ``KeyRing``) and the sealed
+that [`purposeguard.crypto`][purposeguard.crypto] (`seal`, `unseal`, `KeyRing`) and the sealed
 store can share one implementation of the format specified in
-``docs/reference/sealed-format.md``. Application code must use the public API; a
+`docs/reference/sealed-format.md`. Application code must use the public API; a
 call into this module is a bypass of every guarantee purposeguard gives.
 
-Layout of a sealed template (format version 1, algorithm 1), all integers big-endian::
+Layout of a sealed template (format version 1, algorithm 1), all integers big-endian:
 
-    magic "PGST" | version u8 | algorithm u8 | key id 16 | template id 16 | salt 32 |
-    commitment 32 | label length u32 | label bytes | AES-256-GCM ciphertext and tag
+```text
+magic "PGST" | version u8 | algorithm u8 | key id 16 | template id 16 | salt 32 |
+commitment 32 | label length u32 | label bytes | AES-256-GCM ciphertext and tag
+```
 
 The per-record AES key and the key commitment come from HKDF-SHA256-Expand keyed
 by the subject's data key, over the key id, template id and salt; the nonce is twelve
@@ -83,8 +85,8 @@ ALGORITHM_DTYPE_CODES: Final = {dt.str: code for code, dt in DTYPES.items()}
 
 
 class UnsealError(Exception):
-    """Raised by :func:`open_record` for every failure; callers turn it into the one
-    opaque ``IntegrityError``. Carries no detail on purpose."""
+    """Raised by `open_record` for every failure; callers turn it into the one
+    opaque `IntegrityError`. Carries no detail on purpose."""
 
 
 def hkdf_sha256(ikm: bytes, salt: bytes, info: bytes, length: int) -> bytes:
@@ -111,7 +113,7 @@ class RecordKdf:
     with the data key as the pseudorandom key.
 
     The data key is 32 uniformly random bytes, so the extract step is not needed
-    (RFC 5869 3.3); the per-record randomness is the salt, in ``info``. HMAC-SHA256
+    (RFC 5869 3.3); the per-record randomness is the salt, in `info`. HMAC-SHA256
     is computed from precomputed inner and outer states (several times faster than a
     one-shot HMAC per call). Holds key material: keep it inside the key ring.
     """
@@ -126,10 +128,10 @@ class RecordKdf:
         self._outer = hashlib.sha256(padded.translate(_OPAD))
 
     def derive(self, salt: bytes, key_id: bytes, template_id: bytes) -> tuple[bytes, bytes, bytes]:
-        """``(aes_key, nonce, commitment)`` for one record.
+        """`(aes_key, nonce, commitment)` for one record.
 
-        ``OKM = HKDF-Expand(PRK=data_key, info=INFO || key_id || template_id || salt,
-        L=64)``; the AES key is ``OKM[0:32]`` and the commitment ``OKM[32:64]``. The
+        `OKM = HKDF-Expand(PRK=data_key, info=INFO || key_id || template_id || salt,
+        L=64)`; the AES key is `OKM[0:32]` and the commitment `OKM[32:64]`. The
         nonce is twelve zero bytes: a record key is unique to its record (a fresh
         256-bit salt) and encrypts exactly one message, so a nonce never repeats
         under a key.
@@ -152,7 +154,7 @@ class RecordKdf:
 def derive_record_keys(
     data_key: bytes, salt: bytes, key_id: bytes, template_id: bytes
 ) -> tuple[bytes, bytes, bytes]:
-    """``RecordKdf(data_key).derive(salt, key_id, template_id)``."""
+    """`RecordKdf(data_key).derive(salt, key_id, template_id)`."""
     return RecordKdf(data_key).derive(salt, key_id, template_id)
 
 
@@ -176,9 +178,9 @@ def seal_plaintext(
     kdf: RecordKdf, key_id: bytes, template_id: bytes, label_bytes: bytes, plaintext: bytes,
     salt: bytes,
 ) -> bytes:  # fmt: skip
-    """Seal a :func:`plaintext_of` under the data key of *kdf* (no checks of purpose;
+    """Seal a `plaintext_of` under the data key of *kdf* (no checks of purpose;
     see the warning). Checks the lengths the format fixes; the caller builds
-    *plaintext* with :func:`plaintext_of`."""
+    *plaintext* with `plaintext_of`."""
     if len(label_bytes) > MAX_LABEL_LEN:
         raise ValueError("the label encoding is longer than the format allows")
     if len(key_id) != KEY_ID_LEN or len(template_id) != TID_LEN or len(salt) != SALT_LEN:
@@ -215,10 +217,10 @@ def seal_batch(
     records: Sequence[tuple[tuple[bytes, RecordKdf], bytes, bytes, npt.NDArray[np.floating[Any]]]],
     salts: Sequence[bytes] | None = None,
 ) -> list[bytes]:
-    """Seal many records: each ``((key id, kdf), template id, label bytes, values)``,
+    """Seal many records: each `((key id, kdf), template id, label bytes, values)`,
     with a fresh random salt each (or the given *salts*, one per record). The same
-    bytes as :func:`seal_record` record by record, without its per-call overhead
-    (this is the loop of ``seal_many``; no checks of purpose, see the warning).
+    bytes as `seal_record` record by record, without its per-call overhead
+    (this is the loop of `seal_many`; no checks of purpose, see the warning).
 
     Raises:
         ValueError: a dtype the format lacks, a length the format does not allow, or
@@ -264,8 +266,8 @@ def seal_batch(
 
 
 class Opened:
-    """A parsed sealed template. ``key_id`` is known before decryption; the rest only
-    after :meth:`decrypt` succeeds."""
+    """A parsed sealed template. `key_id` is known before decryption; the rest only
+    after `decrypt` succeeds."""
 
     __slots__ = ("_blob", "_hlen", "commitment", "key_id", "label_bytes", "salt", "template_id")
 
@@ -288,7 +290,7 @@ class Opened:
 
     def decrypt(self, kdf: RecordKdf) -> npt.NDArray[np.floating[Any]]:
         """Check the key commitment, then authenticate and decrypt; the values as a
-        read-only little-endian array. Any failure is :class:`UnsealError`."""
+        read-only little-endian array. Any failure is `UnsealError`."""
         key, nonce, commitment = kdf.derive(self.salt, self.key_id, self.template_id)
         if not hmac.compare_digest(commitment, self.commitment):
             raise UnsealError
@@ -317,7 +319,7 @@ def wrap_key(kek: bytes, key: bytes) -> bytes:
 
 
 def unwrap_key(kek: bytes, wrapped: bytes) -> bytes:
-    """Undo :func:`wrap_key`; :class:`UnsealError` if the integrity check fails."""
+    """Undo `wrap_key`; `UnsealError` if the integrity check fails."""
     try:
         return aes_key_unwrap(kek, wrapped)
     except (InvalidUnwrap, ValueError):

@@ -122,35 +122,38 @@ class KeyRing:
     """A root key-encryption key (KEK) and one random 256-bit data key per subject.
 
     Each data key is wrapped under the KEK with AES key wrap (RFC 3394) and kept, with
-    its subject, in a :class:`~purposeguard.typing.KeyStore` entry that is MACed under
+    its subject, in a [`KeyStore`][purposeguard.typing.KeyStore] entry that is MACed under
     a key derived from the KEK. Opening a key ring checks every entry: a store written
-    under another KEK, or altered, is an :class:`~purposeguard.IntegrityError`.
+    under another KEK, or altered, is an [`IntegrityError`][purposeguard.IntegrityError].
 
     What callers may rely on:
 
-    - :meth:`shred` replaces every key of a subject by a tombstone in the store; from
-      then on every sealed copy of that subject's templates, wherever it is (backups
-      of the blobs included), fails to unseal with ``IntegrityError``. A backup of the
-      *key store* still holds the wrapped key: rotate the KEK (:meth:`rotate_kek`)
-      after shredding so that such a backup can no longer be unwrapped.
-    - :meth:`rotate_kek` re-wraps every data key under a new KEK in one atomic store
-      write; sealed blobs are untouched and stay readable.
-    - :meth:`rotate_data_key` gives a subject a new data key for new seals; the old one
-      stays readable until :meth:`forget_retired`. Re-seal old blobs with
-      :func:`purposeguard.crypto.reseal` in between.
+    - [`shred`][purposeguard.crypto.KeyRing.shred] replaces every key of a subject by a tombstone
+      in the store; from then on every sealed copy of that subject's templates, wherever it is
+      (backups of the blobs included), fails to unseal with `IntegrityError`. A backup of the
+      *key store* still holds the wrapped key: rotate the KEK
+      ([`rotate_kek`][purposeguard.crypto.KeyRing.rotate_kek]) after shredding so that such a
+      backup can no longer be unwrapped.
+    - [`rotate_kek`][purposeguard.crypto.KeyRing.rotate_kek] re-wraps every data key under a new
+      KEK in one atomic store write; sealed blobs are untouched and stay readable.
+    - [`rotate_data_key`][purposeguard.crypto.KeyRing.rotate_data_key] gives a subject a new data
+      key for new seals; the old one stays readable until
+      [`forget_retired`][purposeguard.crypto.KeyRing.forget_retired]. Re-seal old blobs with
+      [`purposeguard.crypto.reseal`][purposeguard.crypto.reseal] in between.
     - Data keys are unwrapped on first use and cached in this object; a key shredded
       by *another* process stays usable here until this object is rebuilt. A key id
       this object does not know (a key another process created) makes it re-read its
       store once before it gives up.
 
-    A key ring refuses pickling and copying, and its ``repr`` shows only the KEK's
+    A key ring refuses pickling and copying, and its `repr` shows only the KEK's
     fingerprint. Thread-safe.
 
     Args:
         kek: the 32-byte key-encryption key. Keep it out of the key store's storage
-            (a KMS or HSM, a secrets manager, or a 0600 file: see :meth:`open`).
+            (a KMS or HSM, a secrets manager, or a 0600 file: see
+            [`open`][purposeguard.crypto.KeyRing.open]).
         store: where the wrapped data keys live (default: a new
-            :class:`MemoryKeyStore`).
+            [`MemoryKeyStore`][purposeguard.crypto.MemoryKeyStore]).
     """
 
     def __init__(self, kek: bytes, store: KeyStore | None = None) -> None:
@@ -177,7 +180,8 @@ class KeyRing:
 
     @classmethod
     def generate(cls, store: KeyStore | None = None) -> KeyRing:
-        """A key ring with a new random KEK (save it with :meth:`save_kek`)."""
+        """A key ring with a new random KEK (save it with
+        [`save_kek`][purposeguard.crypto.KeyRing.save_kek])."""
         return cls(secrets.token_bytes(_hazmat.KEY_LEN), store)
 
     @classmethod
@@ -209,7 +213,7 @@ class KeyRing:
         return hmac.digest(self._kek, _KEK_ID_INFO, hashlib.sha256)[:8].hex()
 
     def key_id(self, subject: str) -> str | None:
-        """The id of *subject*'s current data key, or ``None`` if it has none."""
+        """The id of *subject*'s current data key, or `None` if it has none."""
         _check_subject(subject)
         with self._lock:
             kid = self._active_kid(subject)
@@ -247,7 +251,7 @@ class KeyRing:
         """Destroy every data key of *subject* (current and retired); return how many.
 
         The store replaces each entry by a tombstone (no subject, no key). Afterwards
-        every sealed template of the subject fails to unseal with ``IntegrityError``.
+        every sealed template of the subject fails to unseal with `IntegrityError`.
         Shredding a subject without keys returns 0.
         """
         _check_subject(subject)
@@ -262,7 +266,8 @@ class KeyRing:
 
     def rotate_data_key(self, subject: str) -> str:
         """Give *subject* a new current data key and return its id; the old keys are
-        retired (they still unseal) until :meth:`forget_retired`."""
+        retired (they still unseal) until
+        [`forget_retired`][purposeguard.crypto.KeyRing.forget_retired]."""
         _check_subject(subject)
         with self._lock:
             updates: dict[bytes, _Entry] = {}
@@ -276,7 +281,7 @@ class KeyRing:
             return kid.hex()
 
     def forget_retired(self, subject: str | None = None) -> int:
-        """Shred the retired data keys of *subject* (of every subject if ``None``);
+        """Shred the retired data keys of *subject* (of every subject if `None`);
         return how many. Blobs not yet re-sealed under the current key become
         unreadable."""
         if subject is not None:
@@ -462,7 +467,7 @@ class KeyRing:
 
 
 class MemoryKeyStore:
-    """A :class:`~purposeguard.typing.KeyStore` in this process's memory (tests, and
+    """A [`KeyStore`][purposeguard.typing.KeyStore] in this process's memory (tests, and
     key rings whose data keys must not outlive the process). Thread-safe."""
 
     def __init__(self) -> None:
@@ -494,7 +499,7 @@ class MemoryKeyStore:
 
 
 class FileKeyStore:
-    """A :class:`~purposeguard.typing.KeyStore` in one JSON file (wrapped keys only).
+    """A [`KeyStore`][purposeguard.typing.KeyStore] in one JSON file (wrapped keys only).
 
     Every write goes to a new file in the same directory (created with permissions
     0600), is fsynced, renamed over the old one and the directory fsynced, so a crash
@@ -502,11 +507,11 @@ class FileKeyStore:
     entry (a shredded key), the old entry's bytes in the current file are first
     overwritten in place and fsynced. On journalling, copy-on-write or flash storage
     an overwrite does not guarantee that no copy survives on the medium: the real
-    guarantee comes from rotating the KEK after shredding (see ``KeyRing.shred``).
+    guarantee comes from rotating the KEK after shredding (see `KeyRing.shred`).
 
-    Writes take an exclusive ``flock`` on ``<path>.lock`` and re-read the file first,
+    Writes take an exclusive `flock` on `<path>.lock` and re-read the file first,
     so several processes can add keys without losing each other's writes. A file
-    readable or writable by group or others is refused (``PolicyError``).
+    readable or writable by group or others is refused (`PolicyError`).
 
     Args:
         path: the key file; created on the first write (its directory must exist).

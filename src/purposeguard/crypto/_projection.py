@@ -39,7 +39,7 @@ def _gaussian(seed: bytes, n: int) -> npt.NDArray[np.float64]:
 
 def orthogonal_matrix(key: bytes, purpose: Purpose, dim: int) -> npt.NDArray[np.float64]:
     """The Haar-random orthogonal matrix of (*key*, *purpose*, *dim*): Gaussian entries
-    from SHAKE-256 seeded by ``HMAC-SHA256(key, INFO || purpose || 0x00 || dim)``, QR
+    from SHAKE-256 seeded by `HMAC-SHA256(key, INFO || purpose || 0x00 || dim)`, QR
     decomposition, columns' signs fixed by the diagonal of R."""
     msg = _SEED_INFO + purpose.name.encode("ascii") + b"\x00" + str(dim).encode("ascii")
     seed = hmac.digest(key, msg, hashlib.sha256)
@@ -58,7 +58,7 @@ class PurposeProjection:
     """A keyed orthogonal projection for one purpose: ISO/IEC 24745 unlinkability and
     renewability for an index kept for that purpose.
 
-    ``project`` multiplies vectors by a random orthogonal matrix derived from a secret
+    `project` multiplies vectors by a random orthogonal matrix derived from a secret
     key and the purpose. What callers may rely on:
 
     - Within one projection, inner products, norms and cosine similarities are kept
@@ -67,10 +67,10 @@ class PurposeProjection:
     - Between projections with different keys or purposes, the maps are independent:
       the cosine between a vector projected for one purpose and *the same* vector
       projected for another is distributed like that of two random directions
-      (mean 0, standard deviation ``1/sqrt(dim)``). Two purposes' indexes cannot be
+      (mean 0, standard deviation `1/sqrt(dim)`). Two purposes' indexes cannot be
       joined by matching their entries.
-    - Renewal: a new key (:meth:`generate`) gives a new, unlinkable index; the old one
-      can be dropped.
+    - Renewal: a new key ([`generate`][purposeguard.crypto.PurposeProjection.generate]) gives a
+      new, unlinkable index; the old one can be dropped.
 
     It is **not** irreversible. Anyone holding the key rebuilds the matrix and inverts
     it exactly (it is its own transpose); and since every inner product within a
@@ -128,7 +128,8 @@ class PurposeProjection:
 
         Raises:
             InvalidTemplateError: not a finite real array of this dimension; a
-                :class:`~purposeguard.FaceTemplate` (use :meth:`apply`).
+                [`FaceTemplate`][purposeguard.FaceTemplate] (use
+                [`apply`][purposeguard.crypto.PurposeProjection.apply]).
         """
         if isinstance(vectors, FaceTemplate):
             raise InvalidTemplateError("project() takes arrays; use apply() for a FaceTemplate")
@@ -153,7 +154,7 @@ class PurposeProjection:
         A TRANSFORM under the active purpose, which must be within this projection's
         purpose and permitted by the label (audited). The result has the same subject,
         expiry and consent; its allowed purposes are narrowed to this projection's
-        purpose, and ``project:<purpose>:<key id>`` is appended to its lineage.
+        purpose, and `project:<purpose>:<key id>` is appended to its lineage.
 
         Raises:
             PurposeViolationError: no active purpose, or one outside this projection's.

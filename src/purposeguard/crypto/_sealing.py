@@ -83,9 +83,9 @@ def seal_values(
     *,
     _salts: Sequence[bytes] | None = None,
 ) -> list[bytes]:
-    """Seal ``(template id, label, values)`` triples without any guard check.
+    """Seal `(template id, label, values)` triples without any guard check.
 
-    For purposeguard's own callers (``seal``, ``reseal``, the sealed store), which
+    For purposeguard's own callers (`seal`, `reseal`, the sealed store), which
     authorise first or never release the values.
     """
     return _seal_checked(keyring, [(_tid_bytes(tid), lb, v) for tid, lb, v in items], _salts)
@@ -109,7 +109,7 @@ def _seal_checked(
 def open_sealed(
     blob: object, keyring: KeyRing
 ) -> tuple[str, Label, npt.NDArray[np.floating[Any]]]:
-    """Authenticate and decrypt *blob*: ``(template id, label, values)``; no guard check.
+    """Authenticate and decrypt *blob*: `(template id, label, values)`; no guard check.
 
     Raises:
         IntegrityError: any failure, always with the same message.
@@ -154,12 +154,12 @@ def seal(template: FaceTemplate, keyring: KeyRing, *, _salt: bytes | None = None
     label must. The label travels in clear inside the blob and is authenticated; the
     values are encrypted with AES-256-GCM under a key derived from the subject's data
     key (created in *keyring* on first use). The format is specified in
-    ``docs/reference/sealed-format.md``.
+    `docs/reference/sealed-format.md`.
 
     Raises:
         AccessDeniedError: (a subclass) the export is not permitted.
         InvalidTemplateError: not a template, or values of a dtype the format lacks.
-        PolicyError: *keyring* is not a :class:`KeyRing`.
+        PolicyError: *keyring* is not a [`KeyRing`][purposeguard.crypto.KeyRing].
     """
     return seal_many([template], keyring, _salts=None if _salt is None else [_salt])[0]
 
@@ -172,10 +172,8 @@ def seal_many(
 ) -> list[bytes]:
     """Seal several templates: one EXPORT audit event for the batch, one key-store
     write for the subjects seen for the first time. All or nothing: if any template
-    may not be exported, nothing is sealed.
-
-    Raises:
-        as :func:`seal`.
+    may not be exported, nothing is sealed. Raises as
+    [`seal`][purposeguard.crypto.seal] does.
     """
     ring = _keyring(keyring)
     batch = list(templates)
@@ -199,11 +197,10 @@ def seal_many(
 def unseal(blob: bytes, keyring: KeyRing) -> FaceTemplate:
     """Open a sealed template: the same id, label and values as when it was sealed.
 
-    A COLLECT, authorised and audited like :meth:`FaceTemplate.wrap
-    <purposeguard.FaceTemplate.wrap>` (no purpose scope needed). The blob is
-    authenticated before anything in it is believed; an authentic but expired label
-    raises :class:`~purposeguard.ExpiredTemplateError` in every guard mode (an expired
-    template unseals to nothing), and the refusal is audited.
+    A COLLECT, authorised and audited like [`FaceTemplate.wrap`][purposeguard.FaceTemplate.wrap]
+    (no purpose scope needed). The blob is authenticated before anything in it is believed; an
+    authentic but expired label raises [`ExpiredTemplateError`][purposeguard.ExpiredTemplateError]
+    in every guard mode (an expired template unseals to nothing), and the refusal is audited.
 
     Raises:
         IntegrityError: wrong key ring, shredded key, any changed, missing or added
@@ -219,8 +216,7 @@ def unseal(blob: bytes, keyring: KeyRing) -> FaceTemplate:
 def unseal_many(blobs: Iterable[bytes], keyring: KeyRing) -> list[FaceTemplate]:
     """Open several sealed templates; one COLLECT audit event. All or nothing.
 
-    Raises:
-        as :func:`unseal` (the first failure).
+    Raises as [`unseal`][purposeguard.crypto.unseal] does, for the first failure.
     """
     ring = _keyring(keyring)
     opened = [open_sealed(b, ring) for b in blobs]
@@ -275,7 +271,8 @@ def _refuse_expired(guard: Guard, template: FaceTemplate, now: Any) -> None:
 
 def reseal(blobs: Iterable[bytes], keyring: KeyRing) -> list[bytes]:
     """Re-seal *blobs* under each subject's current data key (after
-    :meth:`KeyRing.rotate_data_key`); same ids, labels and values, new salts.
+    [`KeyRing.rotate_data_key`][purposeguard.crypto.KeyRing.rotate_data_key]); same ids, labels and
+    values, new salts.
 
     The values never leave this function, so this is not an EXPORT or a COLLECT and
     is not audited; expiry is not checked (an expired blob stays expired). All or

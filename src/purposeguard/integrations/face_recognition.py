@@ -18,10 +18,12 @@ The adapter puts the two places where a pipeline touches face data under the gua
   therefore cannot be reused for identification by putting it in a list.
 
 Install (the `face-recognition` distribution declares `dlib`, which would build from
-source; `dlib-bin` provides the same module prebuilt)::
+source; `dlib-bin` provides the same module prebuilt):
 
-    pip install 'purposeguard[face-recognition]'
-    pip install --no-deps face-recognition
+```sh
+pip install 'purposeguard[face-recognition]'
+pip install --no-deps face-recognition
+```
 
 This module imports without them; the first call that needs the model raises
 `ImportError` naming the install commands.
@@ -81,7 +83,7 @@ INSTALL_HINT = (
 """The commands that install this adapter's dependencies."""
 
 FaceLocation = tuple[int, int, int, int]
-"""A face box as `face_recognition` gives it: ``(top, right, bottom, left)`` in pixels."""
+"""A face box as `face_recognition` gives it: `(top, right, bottom, left)` in pixels."""
 
 _MODULES = ("face_recognition", "face_recognition_models", "dlib")
 # What _precheck decides on: the label is all that matters, never these values.
@@ -148,7 +150,7 @@ def _import_face_recognition() -> ModuleType:
 class FaceCountError(InvalidTemplateError):
     """An image held a different number of faces than the call needs.
 
-    ``found`` is how many faces the detector found. Raised by
+    `found` is how many faces the detector found. Raised by
     [`FaceEncoder.encode_one`][purposeguard.integrations.face_recognition.FaceEncoder.encode_one]
     when there is no face, or more than one (enrolling a bystander's face by accident
     would be collection without consent).
@@ -160,11 +162,11 @@ class FaceCountError(InvalidTemplateError):
 
 
 def load_image(image: str | os.PathLike[str] | npt.ArrayLike) -> npt.NDArray[np.uint8]:
-    """Read *image* as the RGB ``uint8`` array `face_recognition` expects.
+    """Read *image* as the RGB `uint8` array `face_recognition` expects.
 
-    *image* is a path to an image file, an ``(H, W, 3)`` RGB array, an ``(H, W, 4)``
-    RGBA array (alpha dropped) or an ``(H, W)`` greyscale array. Float arrays must hold
-    values in ``[0, 1]`` (scikit-image's convention) and are scaled to ``0..255``.
+    *image* is a path to an image file, an `(H, W, 3)` RGB array, an `(H, W, 4)`
+    RGBA array (alpha dropped) or an `(H, W)` greyscale array. Float arrays must hold
+    values in `[0, 1]` (scikit-image's convention) and are scaled to `0..255`.
 
     Raises:
         InvalidTemplateError: the file cannot be read, or the array has the wrong
@@ -266,12 +268,12 @@ class FaceEncoder:
         ttl: how long they may be kept; exactly one of *ttl* and *expires_at*.
         expires_at: when they expire (timezone-aware).
         prohibited: purposes they must never serve.
-        jurisdictions: the laws that apply (e.g. ``"pipl"``).
-        context: a ``purposeguard.policy.CollectionContext`` for the policy's
+        jurisdictions: the laws that apply (e.g. `"pipl"`).
+        context: a `purposeguard.policy.CollectionContext` for the policy's
             collection rules (notice shown, capture setting, ...).
-        model: landmark model for the encoding: ``"small"`` (5 points, the
-            `face_recognition` default) or ``"large"`` (68 points).
-        detector: face detector: ``"hog"`` (CPU) or ``"cnn"`` (slow without a GPU).
+        model: landmark model for the encoding: `"small"` (5 points, the
+            `face_recognition` default) or `"large"` (68 points).
+        detector: face detector: `"hog"` (CPU) or `"cnn"` (slow without a GPU).
         upsample: how many times to upsample the image when looking for small faces.
         num_jitters: how many times to re-sample each face (slower, a little more
             accurate).
@@ -364,7 +366,7 @@ class FaceEncoder:
         return encodings
 
     def locate(self, image: str | os.PathLike[str] | npt.ArrayLike) -> list[FaceLocation]:
-        """The boxes of the faces in *image*, as ``(top, right, bottom, left)``.
+        """The boxes of the faces in *image*, as `(top, right, bottom, left)`.
 
         Detection only: no encoding is computed and nothing is collected.
 
@@ -486,7 +488,7 @@ def face_distance(
     known: FaceTemplate | Sequence[FaceTemplate], probe: FaceTemplate | npt.ArrayLike
 ) -> npt.NDArray[np.float64]:
     """Euclidean distance from *probe* to each of *known*, as `face_recognition`'s
-    ``face_distance``: lower is closer, at most 0.6 is usually the same person.
+    `face_distance`: lower is closer, at most 0.6 is usually the same person.
 
     The comparison goes through the guard under the active purpose, in one audited
     event: a COMPARE when every known template belongs to one subject (1:1

@@ -1,15 +1,17 @@
 """The law as executable rules: jurisdiction presets, consent, retention, collection.
 
-``Policy.preset("pipl", "gdpr", ...)`` composes presets into the strictest policy;
-``Policy.from_toml(path)`` adds a deployment's own rules. Give the policy and a
-:class:`ConsentRegistry` to the guard::
+`Policy.preset("pipl", "gdpr", ...)` composes presets into the strictest policy;
+`Policy.from_toml(path)` adds a deployment's own rules. Give the policy and a
+[`ConsentRegistry`][purposeguard.policy.ConsentRegistry] to the guard:
 
-    registry = ConsentRegistry()
-    guard = Guard(policy=Policy.preset("gdpr", ...), consents=registry)
+```python
+registry = ConsentRegistry()
+guard = Guard(policy=Policy.preset("gdpr", ...), consents=registry)
+```
 
-Every rule id of the legal rule map is in :data:`RULES`, with how purposeguard treats
-it (enforced, a declared duty, or recorded); a denial names the rule ids in the
-decision's ``rule_ids`` and in the error message. ``docs/reference/rule-map.md`` maps
+Every rule id of the legal rule map is in [`RULES`][purposeguard.policy.RULES], with how
+purposeguard treats it (enforced, a declared duty, or recorded); a denial names the rule ids in the
+decision's `rule_ids` and in the error message. `docs/reference/rule-map.md` maps
 each id to what enforces it and the test that proves it.
 """
 

@@ -16,7 +16,7 @@ FAR_FUTURE: Final = datetime.max.replace(tzinfo=UTC)
 @functools.lru_cache(maxsize=8192)  # on the hot path: the same instants recur
 def add_months(at: datetime, months: int) -> datetime:
     """*at* plus *months* calendar months; the day is clamped to the month's last day
-    (29 February plus 12 months is 28 February). Past year 9999: :data:`FAR_FUTURE`."""
+    (29 February plus 12 months is 28 February). Past year 9999: `FAR_FUTURE`."""
     y, m = divmod(at.month - 1 + months, 12)
     year = at.year + y
     if year > 9999:

@@ -24,10 +24,10 @@ def disclose(
     sale: bool = False,
 ) -> Decision:
     """Check and audit the disclosure of *templates* to *recipient* (an EXPORT under
-    the active purpose, with a :class:`Disclosure` context for the rules CN-10, CN-11,
-    FR-03, IL-03, IL-04 and WA-01).
+    the active purpose, with a [`Disclosure`][purposeguard.policy.Disclosure] context for the rules
+    CN-10, CN-11, FR-03, IL-03, IL-04 and WA-01).
 
-    This decides and records; moving the data (e.g. ``purposeguard.crypto.seal``) is
+    This decides and records; moving the data (e.g. `purposeguard.crypto.seal`) is
     the caller's next step, and only if this returns.
 
     Raises:

@@ -1,8 +1,8 @@
 """Policy: jurisdiction presets and a deployment's own rules, compiled for the hot path.
 
-The guard calls :meth:`Policy.evaluate` on every decision. Rules that depend only on
-the label's allowed purposes, the purpose in use and the operation are compiled once
-per such triple into a :class:`_Plan` (static findings plus the few record checks
+The guard calls [`Policy.evaluate`][purposeguard.policy.Policy.evaluate] on every decision. Rules
+that depend only on the label's allowed purposes, the purpose in use and the operation are compiled
+once per such triple into a `_Plan` (static findings plus the few record checks
 that remain); the record checks are dictionary lookups in the consent registry.
 """
 
@@ -111,9 +111,10 @@ class RetentionLimit:
     """The latest expiry a policy accepts for a template, and the rules that set it.
 
     Attributes:
-        latest: the latest acceptable ``expires_at``.
-        rule_ids: the rules whose cap is exactly :attr:`latest`.
-        caps: every applicable cap, as ``(rule id, latest expiry)`` pairs, earliest first.
+        latest: the latest acceptable `expires_at`.
+        rule_ids: the rules whose cap is exactly
+            `latest`.
+        caps: every applicable cap, as `(rule id, latest expiry)` pairs, earliest first.
     """
 
     latest: datetime
@@ -271,27 +272,28 @@ def _alternatives(value: Mapping[Any, Any] | None) -> Mapping[Purpose, str]:
 class Policy:
     """The rules of the law (presets) and of the deployment, checked on every decision.
 
-    Build one with :meth:`preset` (``Policy.preset("pipl", "gdpr")``) or
-    :meth:`from_toml`, and give it to ``Guard(policy=..., consents=registry)``. A policy
-    whose rules read consent records needs the guard to have a
-    :class:`ConsentRegistry` (checked when the guard is built). Policies are immutable;
-    :meth:`evolve`, :meth:`without` and ``|`` return new ones.
+    Build one with [`preset`][purposeguard.policy.Policy.preset] (`Policy.preset("pipl", "gdpr")`)
+    or [`from_toml`][purposeguard.policy.Policy.from_toml], and give it to `Guard(policy=...,
+    consents=registry)`. A policy whose rules read consent records needs the guard to have a
+    [`ConsentRegistry`][purposeguard.policy.ConsentRegistry] (checked when the guard is built).
+    Policies are immutable; [`evolve`][purposeguard.policy.Policy.evolve],
+    [`without`][purposeguard.policy.Policy.without] and `|` return new ones.
 
-    Every denial is a :class:`~purposeguard.RuleFinding` naming a rule id from
-    :data:`RULES` (or ``LOCAL-BAN``, ``LOCAL-FORM``, ``LOCAL-RETENTION`` for the
-    deployment's own rules), and ``decision.rule_ids`` lists every rule that denies.
+    Every denial is a [`RuleFinding`][purposeguard.RuleFinding] naming a rule id from
+    [`RULES`][purposeguard.policy.RULES] (or `LOCAL-BAN`, `LOCAL-FORM`, `LOCAL-RETENTION` for the
+    deployment's own rules), and `decision.rule_ids` lists every rule that denies.
 
     Attributes:
         presets: the preset names composed into it.
         rules: the rule ids in force (the presets' and any added), less waivers.
         waivers: rule ids taken out of force, each with the reason it does not apply.
-        banned: purposes the deployment never processes (``LOCAL-BAN``).
+        banned: purposes the deployment never processes (`LOCAL-BAN`).
         consent_forms: stronger consent forms the deployment asks for, per purpose.
         max_retention: retention caps of the deployment, per purpose.
-        storage: where templates are kept (FR-03, EU-07); ``None``: not declared,
+        storage: where templates are kept (FR-03, EU-07); `None`: not declared,
             treated as central storage.
         processing: the purposes the deployment declares it processes (record of
-            processing, EU-05); ``None``: not declared.
+            processing, EU-05); `None`: not declared.
         impact_assessment: reference of the PIA/DPIA (CN-14, FR-04, EU-06, CN-11).
         notice: reference of the public notice and retention schedule (IL-01, CA-01).
         necessity: the necessity justification for processing biometrics (CN-08).
@@ -387,11 +389,11 @@ class Policy:
     def preset(cls, *names: str, **settings: Any) -> Policy:
         """The policy of the named presets composed: at least as strict as each.
 
-        Names: ``pipl``, ``cn_face_2025``, ``gdpr``, ``eu_ai_act``, ``bipa``,
-        ``texas_cubi``, ``washington``, ``colorado``, ``ccpa``. Composing takes every
+        Names: `pipl`, `cn_face_2025`, `gdpr`, `eu_ai_act`, `bipa`,
+        `texas_cubi`, `washington`, `colorado`, `ccpa`. Composing takes every
         rule of every preset, so the shortest retention, the strongest consent form
         and every prohibition apply. *settings* are the deployment's declarations
-        (``storage``, ``impact_assessment``, ``alternatives`` ...; see the class).
+        (`storage`, `impact_assessment`, `alternatives` ...; see the class).
 
         Raises:
             PolicyError: no name, an unknown name, or a bad setting.
@@ -413,12 +415,12 @@ class Policy:
     def from_toml(cls, path: str | PathLike[str]) -> Policy:
         """Load a deployment's policy file: presets plus its own rules.
 
-        See ``docs/reference/policy.md`` for the format. Unknown keys, presets,
+        See `docs/reference/policy.md` for the format. Unknown keys, presets,
         purposes and rule ids, and contradictory settings are refused with the file
         name and line.
 
         Raises:
-            PolicyError: the file is unreadable or wrong, with ``path:line`` in front.
+            PolicyError: the file is unreadable or wrong, with `path:line` in front.
         """
         from ._toml import load
 
@@ -487,7 +489,7 @@ class Policy:
     @property
     def needs_consents(self) -> bool:
         """Whether some rule in force reads consent records (then the guard needs a
-        :class:`ConsentRegistry`)."""
+        [`ConsentRegistry`][purposeguard.policy.ConsentRegistry])."""
         readers = {
             "CN-02", "CN-03", "CN-05", "CN-07", "CN-08", "CN-09", "CN-10", "CN-11",
             "FR-02", "FR-03", "FR-06", "EU-01", "EU-02", "EU-04", "AI-02",
@@ -496,13 +498,13 @@ class Policy:
         return bool(self.rules & readers) or bool(self.consent_forms)
 
     def validate_guard(self, guard: Guard) -> None:
-        """Called by ``Guard(...)``: refuse a guard that cannot give this policy what
+        """Called by `Guard(...)`: refuse a guard that cannot give this policy what
         its rules read, and let the guard forget cached decisions when the registry
         changes.
 
         Raises:
             PolicyError: the policy reads consent records and the guard's
-                ``consents`` is not a :class:`ConsentRegistry`.
+                `consents` is not a [`ConsentRegistry`][purposeguard.policy.ConsentRegistry].
         """
         registry = guard.consents
         if self.needs_consents and not isinstance(registry, ConsentRegistry):
@@ -517,11 +519,11 @@ class Policy:
 
     def guard_warnings(self) -> list[str]:
         """Sentences for every deployment duty that is in force but not declared
-        (the guard issues each as a :class:`~purposeguard.PurposeWarning`)."""
+        (the guard issues each as a [`PurposeWarning`][purposeguard.PurposeWarning])."""
         return [m for level, m in self._duty_issues() if level == "duty"]
 
     def lint(self) -> list[str]:
-        """Every issue ``policy lint`` reports: undeclared duties and settings the
+        """Every issue `policy lint` reports: undeclared duties and settings the
         rules in force depend on, each sentence starting with the rule id."""
         return [m for _, m in self._duty_issues()]
 
@@ -597,7 +599,7 @@ class Policy:
         return out
 
     def filing_alerts(self, stats: Mapping[str, Any]) -> list[str]:
-        """Alerts for a store's :meth:`~purposeguard.stores.GuardedStore.stats`: FR-07
+        """Alerts for a store's [`stats`][purposeguard.stores.GuardedStore.stats]: FR-07
         at 100,000 distinct subjects without a declared filing, CN-13 at 10,000,000."""
         subjects = stats.get("subjects")
         if not isinstance(subjects, int):
@@ -649,13 +651,13 @@ class Policy:
     ) -> RetentionLimit | None:
         """The latest expiry this policy accepts for a template of *subject* allowing
         *purposes*, collected at *collected_at*, on *consent* (a record, or an id
-        looked up in *consents*). ``None``: no rule in force caps it.
+        looked up in *consents*). `None`: no rule in force caps it.
 
         BIPA (IL-01): the earlier of the purpose's end and 3 years after the last
         interaction; Texas (TX-01): a year after the purpose's end; Colorado (CO-01):
         the earlier of the purpose's end and 24 months after the last interaction;
         PIPL and GDPR (CN-06, EU-04): the consent's term. The purpose ends at
-        ``consent.given_at + consent.term``; without a term, the preset's cap counts
+        `consent.given_at + consent.term`; without a term, the preset's cap counts
         from the collection (Texas: the purpose is taken to end at collection).
         """
         allowed = purpose_set(purposes, "purposes")
@@ -717,8 +719,8 @@ class Policy:
         collected_at: datetime,
         expires_at: datetime,
     ) -> None:
-        """Called by ``FaceTemplate.wrap`` (and ``rebind``): refuse an expiry beyond
-        :meth:`latest_expiry`. Never clamps.
+        """Called by `FaceTemplate.wrap` (and `rebind`): refuse an expiry beyond
+        [`latest_expiry`][purposeguard.policy.Policy.latest_expiry]. Never clamps.
 
         Raises:
             PolicyError: naming every rule whose cap the expiry exceeds and the latest
@@ -807,11 +809,11 @@ class Policy:
         now: datetime,
         consents: object,
     ) -> datetime | None:
-        """Called by the guard before it builds a request: if :meth:`evaluate` granted
-        this question (same allowed purposes, purpose, operation, consent, subject and
-        collection time, no context) and the verdict still stands at *now* with the
-        registry unchanged, until when; otherwise ``None`` (the guard then evaluates).
-        Never denies by itself."""
+        """Called by the guard before it builds a request: if
+        [`evaluate`][purposeguard.policy.Policy.evaluate] granted this question (same allowed
+        purposes, purpose, operation, consent, subject and collection time, no context) and the
+        verdict still stands at *now* with the registry unchanged, until when; otherwise `None`
+        (the guard then evaluates). Never denies by itself."""
         hit = self._granted.get(
             (
                 label.allowed,
@@ -844,7 +846,7 @@ class Policy:
     def granted_until(self, request: AccessRequest) -> datetime | None:
         """Called by the guard after a granted decision: until when the same decision
         stands, if nothing in the consent registry changes (the registry tells the
-        guard when it does). ``None``: do not reuse it."""
+        guard when it does). `None`: do not reuse it."""
         last = self._last[0]
         if last is not None and last[0] is request:
             return last[1]  # what evaluate() just found for this very request

@@ -40,7 +40,7 @@ class ConsentForm(enum.StrEnum):
     """How a consent was given, weakest first.
 
     The forms are ranked; a consent of a stronger form satisfies a rule asking for a
-    weaker one: ``opt_out`` < ``plain`` < ``explicit`` < ``separate`` < ``written``.
+    weaker one: `opt_out` < `plain` < `explicit` < `separate` < `written`.
     A written release (BIPA) names the purpose and is signed, so it is also separate
     (PIPL) and explicit (GDPR); a separate consent (PIPL, given for this processing
     alone) is also explicit. Composing presets asks for the strongest form any of them
@@ -246,24 +246,25 @@ def _term(_: Any, __: Any, value: object) -> None:
 class Consent:
     """A record of the legal basis for processing one subject's face data.
 
-    Immutable. Registered in a :class:`ConsentRegistry`, it is what a template's
-    ``consent`` id points at; the rules read it on every decision.
+    Immutable. Registered in a [`ConsentRegistry`][purposeguard.policy.ConsentRegistry], it is what
+    a template's `consent` id points at; the rules read it on every decision.
 
     Attributes:
         id: unique id; the template labels name it.
         subject: the data subject it belongs to (must equal the label's subject).
         purposes: the purposes it covers (each with its descendants).
-        form: how it was given: a :class:`ConsentForm` or its string value.
+        form: how it was given: a [`ConsentForm`][purposeguard.policy.ConsentForm] or its string
+            value.
         given_at: when it was given (timezone-aware); rules require it no later than
             the collection.
-        term: how long the purpose lasts (BIPA's "term"); ``None`` lets the active
+        term: how long the purpose lasts (BIPA's "term"); `None` lets the active
             presets' retention caps stand for it.
         notice: id or version of the notice the subject saw (CN-05, IL-02, TX-01).
         guardian: who consented for a minor (PIPL under 14, GDPR Art. 8).
         recipients: recipients the subject agreed to disclosure to (CN-10, IL-04).
         transfer: separate consent to move the data off the device or abroad
             (FR-03, CN-11).
-        basis: the lawful basis; anything but ``consent`` needs *ground*.
+        basis: the lawful basis; anything but `consent` needs *ground*.
         ground: the legal ground cited when *basis* is not consent (e.g. "GDPR 9(2)(g)").
 
     Raises:
@@ -304,7 +305,7 @@ class Consent:
 
     @property
     def ends_at(self) -> datetime | None:
-        """When the consented purpose ends (``given_at + term``), if a term is given."""
+        """When the consented purpose ends (`given_at + term`), if a term is given."""
         return None if self.term is None else self.given_at + self.term
 
 
@@ -336,12 +337,13 @@ def _age(_: Any, __: Any, value: object) -> None:
 
 @attrs.frozen(kw_only=True)
 class CollectionContext:
-    """Where and how a face was captured; given to ``FaceTemplate.wrap(context=...)``.
+    """Where and how a face was captured; given to `FaceTemplate.wrap(context=...)`.
 
     Attributes:
-        place: ``private``, ``public`` or ``device`` (a :class:`Place` or its value).
-        source: ``camera``, ``upload``, ``web_scrape`` or ``cctv_bulk``.
-        zone: the deployment zone (``"lobby"``, ``"changing_room"``, ``"workplace"``);
+        place: `private`, `public` or `device` (a [`Place`][purposeguard.policy.Place] or its
+            value).
+        source: `camera`, `upload`, `web_scrape` or `cctv_bulk`.
+        zone: the deployment zone (`"lobby"`, `"changing_room"`, `"workplace"`);
             normalised to lowercase with underscores. Forbidden zones (hotel rooms,
             baths, changing rooms, toilets) are refused under FR-06.
         subject_age: the subject's age in years, if known (guardian rules).
@@ -363,7 +365,8 @@ class CollectionContext:
 
     @property
     def forbidden_zone(self) -> bool:
-        """Whether :attr:`zone` is one where capture is never allowed."""
+        """Whether `zone` is one where capture is
+        never allowed."""
         return self.zone in FORBIDDEN_ZONES
 
 
@@ -378,14 +381,15 @@ _MECHANISMS: Final = frozenset({"cac_assessment", "certification", "standard_con
 class Disclosure:
     """The context of an EXPORT: who receives the template and why.
 
-    Pass it as ``context=`` to an EXPORT (see :func:`purposeguard.policy.disclose`).
+    Pass it as `context=` to an EXPORT (see
+    [`purposeguard.policy.disclose`][purposeguard.policy.disclose]).
 
     Attributes:
         recipient: who receives it.
-        reason: a :class:`DisclosureReason` (or its value).
+        reason: a [`DisclosureReason`][purposeguard.policy.DisclosureReason] (or its value).
         cross_border: the data leaves the jurisdiction (CN-11).
-        mechanism: for a cross-border transfer, ``cac_assessment``, ``certification``
-            or ``standard_contract`` (PIPL Art. 38).
+        mechanism: for a cross-border transfer, `cac_assessment`, `certification`
+            or `standard_contract` (PIPL Art. 38).
         sale: the recipient pays for it (refused under BIPA, IL-03).
     """
 
@@ -413,7 +417,7 @@ class Authorisation:
     Attributes:
         id: the authorisation's reference.
         purposes: the purposes it authorises (e.g.
-            ``face.public_security.law_enforcement.victim_search``).
+            `face.public_security.law_enforcement.victim_search`).
         authority: who granted it.
         granted_at: when it was granted.
         expires_at: when it stops covering uses.

@@ -41,8 +41,8 @@ def _id(value: object, what: str) -> str:
 class ConsentRegistry:
     """The consent records of a deployment, kept in memory.
 
-    Implements :class:`purposeguard.typing.ConsentLookup`: give it to
-    ``Guard(consents=...)``; a policy reads the records through the guard. An unknown
+    Implements [`purposeguard.typing.ConsentLookup`][purposeguard.typing.ConsentLookup]: give it to
+    `Guard(consents=...)`; a policy reads the records through the guard. An unknown
     id counts as withdrawn (fail closed). A consent id is registered once: adding a
     different record under a known id, or re-adding a withdrawn id, is refused.
     Withdrawal takes effect at once for every later decision.
@@ -72,8 +72,8 @@ class ConsentRegistry:
         """Register *consent*. Adding the same record again is a no-op.
 
         Raises:
-            PolicyError: not a :class:`Consent`, or its id is taken by a different
-                record or was withdrawn.
+            PolicyError: not a [`Consent`][purposeguard.policy.Consent], or its id is taken by a
+                different record or was withdrawn.
         """
         if not isinstance(consent, Consent):
             raise PolicyError(f"add() takes a Consent, got {type(consent).__name__}")
@@ -95,7 +95,7 @@ class ConsentRegistry:
             self._consents[consent.id] = consent
 
     def get(self, consent_id: str) -> Consent | None:
-        """The record with *consent_id* (withdrawn or not), or ``None``."""
+        """The record with *consent_id* (withdrawn or not), or `None`."""
         self._refresh()
         return self._consents.get(consent_id)
 
@@ -104,7 +104,7 @@ class ConsentRegistry:
 
         An unknown id is recorded as withdrawn too (so it can never be registered
         later). Returns whether a registered, active consent was withdrawn. Erasing
-        the templates is the store's job: ``GuardedStore.withdraw_consent`` does both.
+        the templates is the store's job: `GuardedStore.withdraw_consent` does both.
         """
         cid = _id(consent_id, "consent_id")
         when = _now(at)
@@ -123,7 +123,7 @@ class ConsentRegistry:
         return consent_id in self._withdrawn or consent_id not in self._consents
 
     def withdrawn_at(self, consent_id: str) -> datetime | None:
-        """When *consent_id* was withdrawn, or ``None`` if it was not."""
+        """When *consent_id* was withdrawn, or `None` if it was not."""
         self._refresh()
         return self._withdrawn.get(consent_id)
 
@@ -159,7 +159,7 @@ class ConsentRegistry:
         """Note that *subject* interacted at *at* (kept if later than the last one).
 
         The policy calls this after a granted collection or 1:1 comparison of the
-        subject's template (see ``Policy.after_access``).
+        subject's template (see `Policy.after_access`).
         """
         when = ensure_aware(at, "at")
         with self._lock:
@@ -197,7 +197,8 @@ class ConsentRegistry:
         """Register an authorisation of real-time remote identification (AI-02).
 
         Raises:
-            PolicyError: not an :class:`Authorisation`, or its id is taken or revoked.
+            PolicyError: not an [`Authorisation`][purposeguard.policy.Authorisation], or its id is
+                taken or revoked.
         """
         if not isinstance(authorisation, Authorisation):
             raise PolicyError(
@@ -214,7 +215,7 @@ class ConsentRegistry:
         """Revoke (or record the refusal of) an authorisation: uses stop at once.
 
         Under the AI Act, data gathered under a refused authorisation must be deleted;
-        that is the operator's job (``GuardedStore.erase_subject`` and friends).
+        that is the operator's job (`GuardedStore.erase_subject` and friends).
         Returns whether a registered, active authorisation was revoked.
         """
         aid = _id(authorisation_id, "authorisation_id")
@@ -246,7 +247,8 @@ class ConsentRegistry:
         return self._generation
 
     def on_change(self, callback: Callable[[], None]) -> None:
-        """Call the bound method *callback* whenever :attr:`generation` changes.
+        """Call the bound method *callback* whenever
+        [`generation`][purposeguard.policy.ConsentRegistry.generation] changes.
 
         Held weakly: a guard that registers its cache-clearing method does not live
         longer because of it.
@@ -357,14 +359,16 @@ def _auth_from_json(text: str) -> Authorisation:
 
 
 class SQLiteConsentRegistry(ConsentRegistry):
-    """A :class:`ConsentRegistry` kept in an SQLite file, shared by processes.
+    """A [`ConsentRegistry`][purposeguard.policy.ConsentRegistry] kept in an SQLite file, shared by
+    processes.
 
     Consents, withdrawals, limits and authorisations are committed before the call
     returns. Interactions are buffered and written every 256 records and on
-    :meth:`flush` and :meth:`close`: losing some in a crash only makes BIPA's and
-    Colorado's retention windows shorter (the safe direction). Every read first
-    checks SQLite's ``data_version`` and reloads what other connections changed, so a
-    withdrawal made by another process blocks uses here at the next decision.
+    [`flush`][purposeguard.policy.SQLiteConsentRegistry.flush] and
+    [`close`][purposeguard.policy.SQLiteConsentRegistry.close]: losing some in a crash only makes
+    BIPA's and Colorado's retention windows shorter (the safe direction). Every read first checks
+    SQLite's `data_version` and reloads what other connections changed, so a withdrawal made by
+    another process blocks uses here at the next decision.
 
     Args:
         path: the database file (created if missing).

@@ -20,7 +20,7 @@ class Enforcement(enum.StrEnum):
     """The policy denies what breaks it, naming the rule id."""
     DUTY = "duty"
     """A duty of the deployment, declared on the Policy; a missing declaration is
-    reported (``PurposeWarning`` when a guard is built, ``policy lint``, ``report``)."""
+    reported (`PurposeWarning` when a guard is built, `policy lint`, `report`)."""
     RECORDED = "recorded"
     """The library provides the means or keeps the record (audit log, erasure, alerts);
     whether the deployment meets the duty cannot be checked in code."""
@@ -28,10 +28,10 @@ class Enforcement(enum.StrEnum):
 
 @attrs.frozen
 class Rule:
-    """One rule of the legal rule map (``research/legal-rules.md``).
+    """One rule of the legal rule map (`research/legal-rules.md`).
 
     Attributes:
-        id: the rule id, e.g. ``"IL-03"``.
+        id: the rule id, e.g. `"IL-03"`.
         source: the article or section it comes from.
         summary: what it requires, in one sentence.
         enforcement: how purposeguard treats it.

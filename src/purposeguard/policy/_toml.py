@@ -57,7 +57,8 @@ def _line_of(text: str, needle: str | None, after: str | None = None) -> int | N
 
 
 def load(path: str | PathLike[str]) -> Policy:
-    """Load the policy file at *path* (see :meth:`Policy.from_toml`)."""
+    """Load the policy file at *path* (see
+    [`Policy.from_toml`][purposeguard.policy.Policy.from_toml])."""
     try:
         with open(path, "rb") as f:
             raw = f.read()

@@ -1,23 +1,28 @@
 """Reports: the record of processing of a store, from its labels, policy, consents and log.
 
-:func:`build_report` reads a store (a :class:`~purposeguard.stores.GuardedStore` or an
-SQLite store file), its :class:`~purposeguard.policy.Policy`, its consent registry and
-its :class:`~purposeguard.audit.JsonlSink` audit log (verified first) and returns a
-:class:`Report`: the GDPR Art. 30 record of processing with the skeleton of a PIPL
-Art. 55-56 impact assessment. Render it with :meth:`Report.to_markdown` or
-:meth:`Report.to_html` (one self-contained page with small SVG charts)::
+[`build_report`][purposeguard.reports.build_report] reads a store (a
+[`GuardedStore`][purposeguard.stores.GuardedStore] or an SQLite store file), its
+[`Policy`][purposeguard.policy.Policy], its consent registry and its
+[`JsonlSink`][purposeguard.audit.JsonlSink] audit log (verified first) and returns a
+[`Report`][purposeguard.reports.Report]: the GDPR Art. 30 record of processing with the skeleton of
+a PIPL Art. 55-56 impact assessment. Render it with
+[`Report.to_markdown`][purposeguard.reports.Report.to_markdown] or
+[`Report.to_html`][purposeguard.reports.Report.to_html] (one self-contained page with small SVG
+charts):
 
-    report = build_report(store="faces.db", policy=Policy.preset("gdpr"),
-                          audit_log="audit.jsonl", key=key)
-    if report.tampered:
-        ...  # the log failed verification: the report says so at the top
-    Path("record.html").write_text(report.to_html(), encoding="utf-8")
+```python
+report = build_report(store="faces.db", policy=Policy.preset("gdpr"),
+                      audit_log="audit.jsonl", key=key)
+if report.tampered:
+    ...  # the log failed verification: the report says so at the top
+Path("record.html").write_text(report.to_html(), encoding="utf-8")
+```
 
-``NO_RULE`` is the bucket under which denials that name no rule id (a label or a
+`NO_RULE` is the bucket under which denials that name no rule id (a label or a
 purpose scope refused them) are counted.
 
 A report holds counts, purposes, rule ids and policy settings: never a template value,
-a subject id or a consent id. The command line is ``purposeguard report``.
+a subject id or a consent id. The command line is `purposeguard report`.
 """
 
 from ._build import (

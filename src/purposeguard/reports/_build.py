@@ -2,8 +2,8 @@
 
 Everything here reads metadata only: labels (purposes, subject, consent id, times),
 consent records, policy settings and audit events. No template vector is read by the
-builder itself, and no subject id or consent id is copied into a :class:`Report`:
-subjects appear only as counts.
+builder itself, and no subject id or consent id is copied into a
+[`Report`][purposeguard.reports.Report]: subjects appear only as counts.
 """
 
 from __future__ import annotations
@@ -70,20 +70,21 @@ class PurposeEntry:
         purpose: the purpose's name.
         description: the taxonomy's sentence for it ("" if none).
         sensitive: whether the taxonomy marks it as sensitive processing.
-        declared: whether the policy declares it in ``processing`` (``None``: the
+        declared: whether the policy declares it in `processing` (`None`: the
             policy declares no processing list, or there is no policy).
         templates: stored templates whose label allows it.
         subjects: distinct subjects among those templates.
         consent_form: the strongest consent form the rules in force ask for it
-            (``None``: none asked, or no policy).
+            (`None`: none asked, or no policy).
         retention_rules: the retention caps in force for it, one sentence each,
             starting with the rule id.
         longest_days: the longest retention among its templates (expiry minus
-            collection, in days), ``None`` if no template has a collection time.
+            collection, in days), `None` if no template has a collection time.
         latest_expiry: the latest expiry among its templates.
         expired: its templates already expired at the report's time (due for purge).
         beyond_cap: its templates whose expiry lies beyond what the policy accepts
-            today (checked with :meth:`Policy.latest_expiry`).
+            today (checked with
+            [`Policy.latest_expiry`][purposeguard.policy.Policy.latest_expiry]).
         granted: granted uses under it in the audit log.
         denied: denied or would-deny uses under it in the audit log.
     """
@@ -111,9 +112,9 @@ class ConsentSummary:
     Attributes:
         total: consent records registered.
         withdrawn: of those, withdrawn.
-        by_form: records per :class:`~purposeguard.policy.ConsentForm` value (every
+        by_form: records per [`ConsentForm`][purposeguard.policy.ConsentForm] value (every
             form listed, zero included).
-        by_basis: records per :class:`~purposeguard.policy.LegalBasis` value (every
+        by_basis: records per [`LegalBasis`][purposeguard.policy.LegalBasis] value (every
             basis listed, zero included).
         by_purpose: records covering each purpose named in a record.
         with_guardian: records given by a guardian for a minor.
@@ -122,7 +123,7 @@ class ConsentSummary:
         recipients: distinct recipients named (organisations, not subjects).
         with_term: records with a term (a purpose end).
         templates_by_basis: stored templates per basis of the record their label
-            names; ``"no record"`` (the label names none) and ``"unregistered"``
+            names; `"no record"` (the label names none) and `"unregistered"`
             (it names an id the registry does not hold).
     """
 
@@ -171,14 +172,15 @@ class AuditSummary:
         log_id: the log's id.
         events: events among the verified entries.
         first_at, last_at: the times of the first and last event.
-        outcomes: events per outcome (``granted``, ``denied``, ``would_deny``).
-        operations: events per operation (``"use"`` for scope entries and admissions).
+        outcomes: events per outcome (`granted`, `denied`, `would_deny`).
+        operations: events per operation (`"use"` for scope entries and admissions).
         denials_by_rule: denied and would-deny events per rule id (an event naming
-            two rules counts for each); :data:`NO_RULE` for denials naming none.
-        denials_by_day: per UTC day (``YYYY-MM-DD``), denials per rule id.
-        erasures: per kind (``erase_subject``, ``withdraw_consent``,
-            ``purge_expired``), a pair (events, templates removed).
-        subjects_erased: distinct subjects (or pseudonyms) erased by ``erase_subject``.
+            two rules counts for each); [`NO_RULE`][purposeguard.reports.NO_RULE] for denials
+            naming none.
+        denials_by_day: per UTC day (`YYYY-MM-DD`), denials per rule id.
+        erasures: per kind (`erase_subject`, `withdraw_consent`,
+            `purge_expired`), a pair (events, templates removed).
+        subjects_erased: distinct subjects (or pseudonyms) erased by `erase_subject`.
     """
 
     path: str
@@ -203,12 +205,13 @@ class AuditSummary:
 @attrs.frozen(kw_only=True)
 class Report:
     """A record of processing (GDPR Art. 30) with the skeleton of a PIPL Art. 55-56
-    impact assessment, built by :func:`build_report`.
+    impact assessment, built by [`build_report`][purposeguard.reports.build_report].
 
     It holds counts, purposes, rule ids and policy settings only: never a template
-    value, a subject id or a consent id. Render it with :meth:`to_markdown` or
-    :meth:`to_html` (a self-contained page: inline CSS and SVG, no script, no external
-    asset).
+    value, a subject id or a consent id. Render it with
+    [`to_markdown`][purposeguard.reports.Report.to_markdown] or
+    [`to_html`][purposeguard.reports.Report.to_html] (a self-contained page: inline CSS and SVG, no
+    script, no external asset).
 
     Attributes:
         generated_at: the time the report was built (its "now").
@@ -216,18 +219,18 @@ class Report:
         backend: the backend's name.
         templates: templates stored.
         subjects: distinct subjects stored.
-        dim: the vector dimension (``None`` if empty).
-        policy: a short description of the policy (``None``: no policy given).
+        dim: the vector dimension (`None` if empty).
+        policy: a short description of the policy (`None`: no policy given).
         presets: the presets composed into the policy.
         rules: the rule ids in force.
         waivers: rule ids waived, with the reason.
         declarations: the deployment's declarations (impact assessment, necessity,
-            notice, storage, filing, alternatives), ``None`` where undeclared.
-        duties: what ``policy lint`` reports: undeclared duties and settings.
+            notice, storage, filing, alternatives), `None` where undeclared.
+        duties: what `policy lint` reports: undeclared duties and settings.
         purposes: the purposes processed, sorted by name.
-        consents: the consent registry in counts (``None``: no registry given).
+        consents: the consent registry in counts (`None`: no registry given).
         filing: the FR-07 filing state.
-        audit: the audit log's summary (``None``: no log given).
+        audit: the audit log's summary (`None`: no log given).
         notes: limits of this report (what it could not read), one sentence each.
     """
 
@@ -551,26 +554,29 @@ def build_report(
     """Build the record of processing of *store* under *policy*.
 
     Args:
-        store: a :class:`~purposeguard.stores.GuardedStore`, or the path of an existing
+        store: a [`GuardedStore`][purposeguard.stores.GuardedStore], or the path of an existing
             SQLite store file (never created; opened, read and closed). Per-purpose
             figures need the labels: they are read for SQLite and memory backends;
             for others the report says they are missing.
         policy: the store's policy; without one, rules, duties, consent forms and
             retention caps are not assessed (the report says so).
-        audit_log: the first file of a :class:`~purposeguard.audit.JsonlSink` log.
+        audit_log: the first file of a [`JsonlSink`][purposeguard.audit.JsonlSink] log.
             It is verified with *key* (and *checkpoint* / *public_key*, if given)
             before anything is read from it; figures come from the verified entries
-            only, and :attr:`Report.tampered` tells whether verification failed.
+            only, and [`Report.tampered`][purposeguard.reports.Report.tampered] tells whether
+            verification failed.
         key: the audit log's key (required with *audit_log*).
-        consents: a :class:`~purposeguard.policy.ConsentRegistry`, or the path of an
+        consents: a [`ConsentRegistry`][purposeguard.policy.ConsentRegistry], or the path of an
             existing SQLite consent registry file (never created).
-        checkpoint, public_key: the log's checkpoint file and the trusted Ed25519
-            public key, to detect a cut tail (see :func:`purposeguard.audit.verify`).
+        checkpoint: the log's checkpoint file, to detect a cut tail (see
+            [`purposeguard.audit.verify`][purposeguard.audit.verify]); needs
+            *public_key*.
+        public_key: the trusted Ed25519 public key of the checkpoints.
         now: the report's time (default: the current time); expiries are judged at it.
 
     Returns:
-        A :class:`Report`. It never raises for a tampered log: check
-        :attr:`Report.tampered`.
+        A [`Report`][purposeguard.reports.Report]. It never raises for a tampered log: check
+        [`Report.tampered`][purposeguard.reports.Report.tampered].
 
     Raises:
         PolicyError: a bad argument (a log without key, a short key, a file that is

@@ -1,4 +1,5 @@
-"""Rendering a :class:`Report` as Markdown and as one self-contained HTML page.
+"""Rendering a [`Report`][purposeguard.reports.Report] as Markdown and as one self-contained HTML
+page.
 
 The HTML page has inline CSS and inline SVG charts drawn here; no script, no font,
 no image or style sheet from elsewhere. Every text from the report is escaped.

@@ -1,9 +1,11 @@
 """Guarded stores: embedding databases that obey the labels of what they hold.
 
-:class:`GuardedStore` wraps a :class:`VectorBackend`. Backends in the core (no extra
-needed): :class:`MemoryBackend` and :class:`SQLiteBackend` (the embedded default).
-Behind extras: ``FaissBackend`` (``purposeguard[faiss]``), ``QdrantBackend``
-(``[qdrant]``), ``PgVectorBackend`` (``[pgvector]``), ``MilvusBackend`` (``[milvus]``).
+[`GuardedStore`][purposeguard.stores.GuardedStore] wraps a
+[`VectorBackend`][purposeguard.stores.VectorBackend]. Backends in the core (no extra needed):
+[`MemoryBackend`][purposeguard.stores.MemoryBackend] and
+[`SQLiteBackend`][purposeguard.stores.SQLiteBackend] (the embedded default). Behind extras:
+`FaissBackend` (`purposeguard[faiss]`), `QdrantBackend` (`[qdrant]`), `PgVectorBackend`
+(`[pgvector]`), `MilvusBackend` (`[milvus]`).
 """
 
 from __future__ import annotations

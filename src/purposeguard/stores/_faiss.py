@@ -93,29 +93,29 @@ def _positive_int(name: str, value: object) -> int:
 
 
 class FaissBackend:
-    """A :class:`~purposeguard.stores.VectorBackend` over a `faiss <https://faiss.ai>`_
-    index (extra ``purposeguard[faiss]``, package ``faiss-cpu``).
+    """A [`VectorBackend`][purposeguard.stores.VectorBackend] over a [faiss](https://faiss.ai)
+    index (extra `purposeguard[faiss]`, package `faiss-cpu`).
 
     faiss keeps only vectors and 64-bit ids, so the labels live beside it, compiled to
-    columns in a :class:`~purposeguard.stores.MemoryBackend` that also keeps the
-    original vectors (for :meth:`fetch`); faiss holds unit-normalised copies, so its
-    inner product is the cosine. Memory is therefore about twice the vectors. The
-    faiss id of a template is its row in those columns: faiss and the columns are kept
+    columns in a [`MemoryBackend`][purposeguard.stores.MemoryBackend] that also keeps the
+    original vectors (for [`fetch`][purposeguard.stores.FaissBackend.fetch]); faiss holds
+    unit-normalised copies, so its inner product is the cosine. Memory is therefore about twice the
+    vectors. The faiss id of a template is its row in those columns: faiss and the columns are kept
     in the same order, and the columns say which rows a search may consider.
 
     The filter is applied inside faiss, before ranking: the rows that match the
-    :class:`~purposeguard.stores.SearchFilter` become an ``IDSelectorBitmap`` passed in
+    [`SearchFilter`][purposeguard.stores.SearchFilter] become an `IDSelectorBitmap` passed in
     the search parameters, so faiss never scores or returns anything else. When every
     row matches, no selector is passed (the search costs what the bare index costs).
 
     Indexes:
 
-    - ``"flat"`` (default): an ``IndexFlatIP``. Exact: a search returns exactly the
+    - `"flat"` (default): an `IndexFlatIP`. Exact: a search returns exactly the
       best *k* matching templates, however few match. Erasure overwrites the vacated
-      rows in faiss's memory and shrinks the index with ``remove_ids``.
-    - ``"hnsw"``: an ``IndexHNSWFlat`` (inner product, *hnsw_m* links per node).
+      rows in faiss's memory and shrinks the index with `remove_ids`.
+    - `"hnsw"`: an `IndexHNSWFlat` (inner product, *hnsw_m* links per node).
       Approximate. A selective filter starves the graph walk of candidates, so
-      ``efSearch`` grows as the permitted share shrinks (``ef_search`` divided by the
+      `efSearch` grows as the permitted share shrinks (`ef_search` divided by the
       share, up to 4096), and when few rows are permitted (at most *exact_below*, or
       under *exact_share* of the store) the search is exact instead, over the HNSW
       index's own flat storage with the same selector; if the walk ever returns fewer
@@ -123,41 +123,41 @@ class FaissBackend:
       defaults and the exact fallback switched off, on 20,000 random Gaussian vectors
       (a hard case; face embeddings cluster and do better): recall@10 1.0 at 1%, 5%,
       12.5% and 25% permitted, 0.99 (64-d) / 0.97 (128-d) at 50%, and 0.96 / 0.88
-      unfiltered; raise *ef_search* for more. ``tests/stores/test_faiss.py`` holds it
+      unfiltered; raise *ef_search* for more. `tests/stores/test_faiss.py` holds it
       to >= 0.95 at 25% and 1%. A result is never a template the filter excludes.
       HNSW cannot remove a node, so **every erasure rebuilds the graph** from the
       remaining vectors (the old index's vector memory is zeroed first): O(N log N)
-      per ``delete_*`` call — erase in batches (``purge_expired`` already is one), or
-      use ``"flat"`` when erasures are frequent.
+      per `delete_*` call — erase in batches (`purge_expired` already is one), or
+      use `"flat"` when erasures are frequent.
 
-    Persistence: with *path*, the store is a single snapshot file (an ``.npz``
+    Persistence: with *path*, the store is a single snapshot file (an `.npz`
     archive, no pickles: ids, original vectors, label bytes, permitted purposes and,
     for HNSW, the serialised graph) read when the backend is opened and rewritten
-    atomically (temporary file, fsync, rename) before each ``add`` or ``delete_*``
+    atomically (temporary file, fsync, rename) before each `add` or `delete_*`
     returns. Every change rewrites the whole file, so this suits stores changed in
     batches; an erased vector is gone from the new file, but like any file rewrite the
     old blocks are only freed, not overwritten, on disk. If the file cannot be written,
-    the error propagates: a failed ``add`` is undone, a failed erasure stands in
+    the error propagates: a failed `add` is undone, a failed erasure stands in
     memory and reaches the file with the next successful write. One process per file.
     Without *path*, nothing survives the process.
 
     faiss is a library, not a server: every process using this backend holds the whole
     index in its memory. To serve a gallery from a production cluster, or to share one
-    between processes, use ``QdrantBackend`` (a server URL), ``MilvusBackend`` (a
-    cluster URI) or ``PgVectorBackend`` (a PostgreSQL URI); to spread a very large
-    gallery over machines with faiss, shard it yourself, one ``FaissBackend(path=...)``
+    between processes, use `QdrantBackend` (a server URL), `MilvusBackend` (a
+    cluster URI) or `PgVectorBackend` (a PostgreSQL URI); to spread a very large
+    gallery over machines with faiss, shard it yourself, one `FaissBackend(path=...)`
     per shard and process.
 
     Thread-safe: searches and fetches run concurrently (faiss releases the GIL while
     it searches); adds and erasures wait for them and run alone.
 
     Args:
-        index: ``"flat"`` (exact) or ``"hnsw"`` (approximate).
+        index: `"flat"` (exact) or `"hnsw"` (approximate).
         dim: the vector dimension, if known; otherwise the first record fixes it.
         path: a snapshot file to load (if it exists) and keep up to date.
-        hnsw_m: HNSW links per node (``M``).
-        ef_construction: HNSW ``efConstruction`` (build quality).
-        ef_search: HNSW ``efSearch`` when every row is permitted; scaled up as the
+        hnsw_m: HNSW links per node (`M`).
+        ef_construction: HNSW `efConstruction` (build quality).
+        ef_search: HNSW `efSearch` when every row is permitted; scaled up as the
             permitted share shrinks.
         exact_below: HNSW: search exactly when at most this many rows are permitted.
         exact_share: HNSW: search exactly when less than this share is permitted.
@@ -172,9 +172,11 @@ class FaissBackend:
         PolicyError: a bad argument, or *path* is not a FaissBackend snapshot.
         IntegrityError: the snapshot at *path* is damaged.
 
-    Example::
+    For example:
 
-        store = GuardedStore(FaissBackend(index="hnsw", path="/var/lib/faces/g.npz"))
+    ```python
+    store = GuardedStore(FaissBackend(index="hnsw", path="/var/lib/faces/g.npz"))
+    ```
     """
 
     def __init__(
@@ -241,12 +243,12 @@ class FaissBackend:
 
     @property
     def name(self) -> str:
-        """``"faiss"``."""
+        """`"faiss"`."""
         return "faiss"
 
     @property
     def index_kind(self) -> str:
-        """``"flat"`` or ``"hnsw"``."""
+        """`"flat"` or `"hnsw"`."""
         return self._kind
 
     @property
@@ -256,18 +258,19 @@ class FaissBackend:
 
     @property
     def path(self) -> Path | None:
-        """The snapshot file, or ``None`` for a store that lives only in memory."""
+        """The snapshot file, or `None` for a store that lives only in memory."""
         return self._path
 
     @property
     def ntotal(self) -> int:
-        """How many vectors the faiss index holds (equals :meth:`count`)."""
+        """How many vectors the faiss index holds (equals
+        [`count`][purposeguard.stores.FaissBackend.count])."""
         with self._lock.read():
             return 0 if self._index is None else int(self._index.ntotal)
 
     @property
     def dim(self) -> int | None:
-        """The vector dimension, fixed by *dim* or the first record; ``None`` before."""
+        """The vector dimension, fixed by *dim* or the first record; `None` before."""
         d = self._mem.dim
         return d if d is not None else self._fixed_dim
 
@@ -323,8 +326,8 @@ class FaissBackend:
     def search(self, query: npt.NDArray[np.float32], k: int, flt: SearchFilter) -> list[Hit]:
         """The best *k* records matching *flt* by cosine similarity, best first.
 
-        The filter becomes an ``IDSelectorBitmap`` inside the faiss search. Exact with
-        ``index="flat"``; with ``"hnsw"`` see the class notes on recall.
+        The filter becomes an `IDSelectorBitmap` inside the faiss search. Exact with
+        `index="flat"`; with `"hnsw"` see the class notes on recall.
 
         Raises:
             InvalidTemplateError: the query has the wrong shape or is a zero vector.
@@ -356,7 +359,7 @@ class FaissBackend:
             return [self._hit(int(r), float(s)) for r, s in zip(ids, scores, strict=True)]
 
     def fetch(self, template_id: str) -> Record | None:
-        """The record with that id (original float32 values, stored label), or ``None``."""
+        """The record with that id (original float32 values, stored label), or `None`."""
         with self._lock.read():
             self._check_open()
             return self._mem.fetch(template_id)

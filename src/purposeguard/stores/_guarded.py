@@ -34,7 +34,15 @@ _F32 = np.dtype(np.float32)
 
 @attrs.frozen
 class Match:
-    """One search result: best first; ``score`` is cosine similarity."""
+    """One search result of [`GuardedStore.search`][purposeguard.stores.GuardedStore.search].
+
+    Immutable, and holds no values: results come best first.
+
+    Attributes:
+        template_id: the matching template's id.
+        subject: its data subject.
+        score: the cosine similarity of the probe and the stored vector, in [-1, 1].
+    """
 
     template_id: str
     subject: str
@@ -42,23 +50,33 @@ class Match:
 
 
 class GuardedStore:
-    """Wraps a :class:`VectorBackend` so every use obeys the stored templates' labels.
+    """Wraps a [`VectorBackend`][purposeguard.stores.VectorBackend] so every use obeys the stored
+    templates' labels.
 
-    - ``enrol``/``enrol_many`` are STOREs, checked against each template's label (and
+    - `enrol`/`enrol_many` are STOREs, checked against each template's label (and
       the active purpose, inside a scope); they return once the backend has made the
       batch durable; a batch is atomic.
-    - ``search(probe, k)`` is a SEARCH under the active purpose: the probe must permit
+    - `search(probe, k)` is a SEARCH under the active purpose: the probe must permit
       it, and the gallery is filtered inside the engine, before ranking, to templates
       whose labels permit the purpose and have not expired. Results are checked again
       against the full guard (consent, policy rules) and the search refills if any fails.
-    - ``get(id)`` returns a template only if its label permits the active purpose and
+    - `get(id)` returns a template only if its label permits the active purpose and
       it has not expired; otherwise it is reported exactly like a missing id.
-    - ``erase_subject``, ``withdraw_consent`` and ``purge_expired`` delete from the
+    - `erase_subject`, `withdraw_consent` and `purge_expired` delete from the
       engine and its index and return how many templates they removed.
+
+    Thread-safe as far as its backend is (every shipped backend is). Usable as a
+    context manager, which closes the backend on exit. `len(store)` is how many
+    labelled templates the backend holds, expired ones included until purged.
 
     Args:
         backend: the engine adapter.
-        guard: the guard to use; by default the guard in force at each call.
+        guard: the guard to use; by default the guard in force at each call
+            ([`current_guard`][purposeguard.current_guard]).
+
+    Raises:
+        PolicyError: *backend* does not implement `VectorBackend`, or *guard* is not a
+            `Guard`.
     """
 
     def __init__(self, backend: VectorBackend, *, guard: Guard | None = None) -> None:
@@ -88,11 +106,25 @@ class GuardedStore:
     # -- enrolment ---------------------------------------------------------------------
 
     def enrol(self, template: FaceTemplate) -> str:
-        """Store *template* (a STORE, audited); return its id once durable."""
+        """Store *template* (a STORE, audited); return its id once durable.
+
+        The same as `enrol_many([template])[0]`.
+        """
         return self.enrol_many([template])[0]
 
     def enrol_many(self, templates: Iterable[FaceTemplate]) -> list[str]:
         """Store *templates* as one atomic batch (one audit event); return their ids.
+
+        - Each storing is a STORE, checked against the template's own label: outside a
+          purpose scope, some purpose the label allows must allow STORE in the taxonomy
+          (and the policy's rules must pass); inside a scope the active purpose must
+          also permit it.
+        - All or nothing: if any template is refused, repeated, already stored or of
+          the wrong dimension, nothing is stored.
+        - The first template ever enrolled fixes the store's dimension.
+        - One audit event for the batch, naming every template id and subject.
+        - Returns only once the backend has made the batch durable (SQLite:
+          committed). An empty iterable returns `[]`.
 
         Raises:
             InvalidTemplateError: not templates, repeated ids, or a dimension mismatch
@@ -172,8 +204,15 @@ class GuardedStore:
         return permits
 
     def unlabelled(self, limit: int = 100) -> list[str]:
-        """Ids of entries of an adopted collection that carry no label yet (invisible
-        to every other method until :meth:`adopt` labels them)."""
+        """Up to *limit* ids of entries that an adopted collection holds without a label.
+
+        Such entries are invisible to every other method (fail closed) until
+        [`adopt`][purposeguard.stores.GuardedStore.adopt] labels them.
+
+        Raises:
+            PolicyError: the backend does not implement `AdoptableBackend` (of the
+                shipped backends, only `QdrantBackend` does).
+        """
         return self._adoptable().unlabelled_ids(limit)
 
     def adopt(
@@ -194,12 +233,18 @@ class GuardedStore:
         The entry keeps its id and vector. Adoption is a COLLECT and a STORE, each
         checked against the new label (and the active purpose, inside a scope) and
         audited, exactly as wrapping and enrolling a new template would be. The
-        arguments are those of :meth:`FaceTemplate.wrap`.
+        arguments are those of [`FaceTemplate.wrap`][purposeguard.FaceTemplate.wrap].
+
+        Exactly one of *expires_at* and *ttl*. Nothing is labelled if anything is
+        refused.
 
         Raises:
-            PolicyError: the backend cannot hold unlabelled entries.
-            TemplateNotFoundError: no unlabelled entry has that id.
-            InvalidTemplateError, PolicyError, AccessDeniedError: as ``wrap`` raises.
+            PolicyError: the backend cannot hold unlabelled entries, or as `wrap`
+                raises for bad arguments.
+            TemplateNotFoundError: no unlabelled entry has that id (it is missing or
+                already labelled).
+            InvalidTemplateError: as `wrap` raises for bad arguments.
+            AccessDeniedError: (a subclass) the collection or the storing is refused.
         """
         backend = self._adoptable()
         guard = self.guard
@@ -238,9 +283,32 @@ class GuardedStore:
         """The *k* best matches for *probe* among templates that permit the active
         purpose for SEARCH and have not expired, best first.
 
+        - A SEARCH under the active purpose: there must be one, the taxonomy must
+          allow SEARCH for it (1:1 verification purposes do not), and the probe's own
+          label must permit it. In enforce mode a denial raises before the backend is
+          asked anything.
+        - The filter (purpose permitted, not expired) is passed to the backend as a
+          [`SearchFilter`][purposeguard.stores.SearchFilter] and applied inside the
+          engine, before ranking. Exact backends return exactly the brute-force top
+          *k* among the permitted templates, however few they are (fewer than *k* only
+          if fewer may be seen); approximate backends never return a template outside
+          the filter.
+        - Every hit is checked again against the full guard with its stored label
+          (consent withdrawn in the guard's consent registry, the policy's rules);
+          hits that fail are dropped and the backend is asked for more (4x, 16x, ...)
+          until *k* pass or the backend runs out.
+        - One audit event, written before the results are returned: `template_ids`
+          is the probe's id followed by the result ids in rank order, `subjects` the
+          probe's subject and the results' subjects; `reason` starts with
+          `search k=<k> returned <n>`. A denied search names only the probe.
+        - Audit mode: a purpose whose taxonomy entry does not allow SEARCH is recorded
+          as `would_deny` and returns `[]`; a probe whose label does not permit the
+          purpose is recorded as `would_deny` and the search runs.
+        - An empty store returns `[]` (the search is still checked and audited).
+
         Raises:
-            InvalidTemplateError: *probe* is not a template, has the wrong dimension,
-                or *k* is not a positive integer.
+            InvalidTemplateError: *probe* is not a template, is a zero vector, has
+                another dimension than the store, or *k* is not a positive `int`.
             AccessDeniedError: (a subclass) the probe does not permit the search, or
                 the active purpose does not allow SEARCH (1:1 verification purposes).
         """
@@ -292,7 +360,8 @@ class GuardedStore:
         return found
 
     def _vectors_of(self, matches: Sequence[Match]) -> list[tuple[Match, npt.NDArray[Any]]]:
-        """The stored values of matches that :meth:`search` has just returned.
+        """The stored values of matches that [`search`][purposeguard.stores.GuardedStore.search]
+        has just returned.
 
         For integrations that re-rank a search's shortlist with the model's own metric:
         the search's audit event already names these templates, so reading their values
@@ -310,11 +379,20 @@ class GuardedStore:
     def get(self, template_id: str) -> FaceTemplate:
         """The template with *template_id*, if the active purpose may see it.
 
-        Needs an active purpose the label permits; an expired or non-permitted
-        template is reported exactly as a missing one (the denial is audited).
+        The template comes back with its stored label and values if the label permits
+        the active purpose, it has not expired, and its consent has not been withdrawn.
+        Otherwise (and also when the id is unknown or malformed, or no purpose is
+        active) the error is `template <id> not found`, identical in every case: a
+        caller cannot use `get` to learn whether someone is enrolled (no enrolment
+        oracle). The audit log tells the cases apart: a refused fetch is a `denied`
+        event naming the template, its subject and the reason; a fetch of an unknown
+        id is a `denied` event with the note `get of an unknown template id`. The
+        event's `operation` is `None`; the returned template's `reveal()` is then
+        checked and audited as a REVEAL.
 
         Raises:
-            TemplateNotFoundError: missing, expired, or not visible under the purpose.
+            TemplateNotFoundError: missing, expired, or not visible under the purpose
+                (a `KeyError`).
         """
         missing = TemplateNotFoundError(f"template {template_id!s:.64} not found")
         if not isinstance(template_id, str):
@@ -336,7 +414,18 @@ class GuardedStore:
     # -- erasure -----------------------------------------------------------------------
 
     def erase_subject(self, subject: str) -> int:
-        """Delete every template of *subject* (a DELETE, always permitted, audited)."""
+        """Delete every template of *subject* from the engine and its index; return how
+        many.
+
+        A DELETE: never blocked by purpose, audited by one event written after the
+        deletion, naming the subject and the count (`erase_subject removed <n>`).
+        Entries of an adopted collection that were never labelled are not touched
+        (the store does not know whose they are).
+
+        Raises:
+            InvalidTemplateError: *subject* is empty or not a string.
+            AuditError: the sink failed; the erasure has happened.
+        """
         if not isinstance(subject, str) or not subject:
             raise InvalidTemplateError("subject must be a non-empty string")
         # Erasure is never refused, so the event is written after it, with the count;
@@ -347,8 +436,12 @@ class GuardedStore:
         return removed
 
     def withdraw_consent(self, consent_id: str) -> int:
-        """Delete every template resting on *consent_id*; also marks the consent
-        withdrawn in the guard's consent registry, if it keeps one."""
+        """Delete every template whose label rests on *consent_id*; return how many.
+
+        If the guard has a consent registry with a `withdraw` method, the consent is
+        marked withdrawn there first. A DELETE, audited after the deletion
+        (`withdraw_consent <id> removed <n>`).
+        """
         if not isinstance(consent_id, str) or not consent_id:
             raise InvalidTemplateError("consent_id must be a non-empty string")
         guard = self.guard
@@ -361,7 +454,12 @@ class GuardedStore:
         return removed
 
     def purge_expired(self) -> int:
-        """Delete every template expired at the guard's clock time."""
+        """Delete every template expired at the guard's clock time; return how many.
+
+        Expired means `expires_at <= now`. Expired templates are already invisible to
+        `search` and `get`; purging removes them. A DELETE, audited after the
+        deletion (`purge_expired removed <n>`).
+        """
         guard = self.guard
         now = guard.now()
         pending = guard.begin(Operation.DELETE, ())
@@ -375,8 +473,12 @@ class GuardedStore:
         return self._backend.count()
 
     def stats(self) -> dict[str, Any]:
-        """Counts for reports: templates, distinct subjects, dimension, backend name;
-        with a policy in force, also ``alerts``: the policy's filing alerts (FR-07)."""
+        """Counts for reports: `{"backend": name, "templates": n, "subjects": n, "dim":
+        d or None}`.
+
+        With a policy in force that has filing alerts, also `"alerts"`: the policy's
+        alerts on these counts (FR-07: filing at 100,000 distinct subjects).
+        """
         out: dict[str, Any] = {
             "backend": self._backend.name,
             "templates": self._backend.count(),

@@ -73,7 +73,7 @@ class MemoryBackend:
     of labels that templates share are interned. Filtering is one vectorised mask,
     computed before ranking; search is exact. Erasure overwrites the vectors' memory
     with zeros. Thread-safe. Nothing survives the process: use
-    :class:`SQLiteBackend` for durability.
+    [`SQLiteBackend`][purposeguard.stores.SQLiteBackend] for durability.
     """
 
     def __init__(self, *, capacity: int = 1024) -> None:
@@ -97,12 +97,12 @@ class MemoryBackend:
 
     @property
     def name(self) -> str:
-        """``"memory"``."""
+        """`"memory"`."""
         return "memory"
 
     @property
     def dim(self) -> int | None:
-        """The vector dimension, or ``None`` while empty and never used."""
+        """The vector dimension, or `None` while empty and never used."""
         return self._dim
 
     def add(self, records: Sequence[Record]) -> None:
@@ -123,9 +123,10 @@ class MemoryBackend:
         labels: Sequence[Label],
         permits: Sequence[frozenset[str]],
     ) -> None:
-        """:meth:`add` for records given as four equally long columns (the fields of
-        :class:`Record`): what :class:`GuardedStore` uses, so that a large batch is
-        not first made into one object per template."""
+        """[`add`][purposeguard.stores.MemoryBackend.add] for records given as four equally long
+        columns (the fields of [`Record`][purposeguard.stores.Record]): what
+        [`GuardedStore`][purposeguard.stores.GuardedStore] uses, so that a large batch is not first
+        made into one object per template."""
         m = len(template_ids)
         if not (len(vectors) == len(labels) == len(permits) == m):
             raise InvalidTemplateError("the columns of a batch differ in length")
@@ -195,7 +196,7 @@ class MemoryBackend:
             ]
 
     def fetch(self, template_id: str) -> Record | None:
-        """The record with that id, or ``None``."""
+        """The record with that id, or `None`."""
         with self._lock:
             row = self._row(template_id)
             return None if row is None else self._record(row)
@@ -276,7 +277,7 @@ class MemoryBackend:
             return np.flatnonzero(mask)
 
     def matching_mask(self, flt: SearchFilter) -> tuple[npt.NDArray[np.bool_], int]:
-        """A boolean mask over the rows (``count()`` long) of those matching *flt*, and
+        """A boolean mask over the rows (`count()` long) of those matching *flt*, and
         how many match (for backends that keep their own index)."""
         with self._lock:
             n = self._n

@@ -1,7 +1,7 @@
 """MilvusBackend: templates as Milvus entities, labels as scalar fields, filter expressions.
 
-Needs the ``milvus`` extra (``pip install 'purposeguard[milvus]'``: pymilvus, plus
-milvus-lite for local ``.db`` files). The client is imported only when a backend is
+Needs the `milvus` extra (`pip install 'purposeguard[milvus]'`: pymilvus, plus
+milvus-lite for local `.db` files). The client is imported only when a backend is
 constructed, so this module imports without it.
 """
 
@@ -97,8 +97,8 @@ def _lite_manager() -> Any:
 def literal(value: str) -> str:
     """*value* as a double-quoted Milvus expression string literal.
 
-    Backslash, double quote, CR and LF are escaped (``\\\\``, ``\\"``, ``\\r``,
-    ``\\n``) and so is TAB (``\\t``): the escapes that both Milvus's expression
+    Backslash, double quote, CR and LF are escaped (`\\\\`, `\\"`, `\\r`,
+    `\\n`) and so is TAB (`\\t`): the escapes that both Milvus's expression
     grammar and Milvus Lite's parser accept. Every other character is written as
     itself, which both accept inside a literal. Nothing the value holds can end the
     literal early, so a subject or consent id cannot inject an expression.
@@ -121,7 +121,7 @@ _ESCAPES: Final = str.maketrans({"\\": "\\\\", '"': '\\"', "\n": "\\n", "\r": "\
 
 def search_expression(flt: SearchFilter) -> str:
     """The Milvus boolean expression of *flt*: purpose permitted, unexpired, consent
-    not withdrawn (records without consent, stored as ``""``, always pass the last)."""
+    not withdrawn (records without consent, stored as `""`, always pass the last)."""
     parts = [
         f"array_contains({_PERMITS}, {literal(flt.purpose)})",
         f"{_EXPIRES} > {int(flt.now_us)}",
@@ -139,90 +139,92 @@ def _ids_expression(ids: Iterable[str]) -> str:
 class MilvusBackend:
     """Templates stored as entities of a Milvus collection; labels as scalar fields.
 
-    **Where it runs.** ``MilvusBackend("faces.db")`` opens a local Milvus Lite file
+    **Where it runs.** `MilvusBackend("faces.db")` opens a local Milvus Lite file
     (in-process, for tests, demos and small galleries; one process at a time may open
-    a ``.db``). For production point it at a Milvus standalone or distributed
-    cluster, or Zilliz Cloud, by URI::
+    a `.db`). For production point it at a Milvus standalone or distributed
+    cluster, or Zilliz Cloud, by URI:
 
-        MilvusBackend("http://milvus.internal:19530", token="user:password")
-        MilvusBackend("https://in01-xxx.zillizcloud.com", token=API_KEY, db_name="faces")
+    ```python
+    MilvusBackend("http://milvus.internal:19530", token="user:password")
+    MilvusBackend("https://in01-xxx.zillizcloud.com", token=API_KEY, db_name="faces")
+    ```
 
-    or pass a configured ``client=MilvusClient(...)`` (TLS certificates, timeouts);
+    or pass a configured `client=MilvusClient(...)` (TLS certificates, timeouts);
     the backend does not close a client it was given. Other keyword arguments go to
-    ``MilvusClient``.
+    `MilvusClient`.
 
-    **Schema.** The collection (``collection=``, created on the first ``add``) has a
-    VARCHAR(32) primary key ``pg_id`` (the template id), the FLOAT_VECTOR
-    ``pg_vector`` indexed with the COSINE metric, and the label as fields:
-    ``pg_subject``, ``pg_consent`` (``""`` when none) and ``pg_label`` (the canonical
-    label JSON) as VARCHAR, ``pg_expires_us`` as INT64 and ``pg_permits`` (the
-    purposes the label permits) as ARRAY<VARCHAR>. ``pg_values`` keeps the enrolled
-    float32 values (base64): :meth:`fetch` returns them bit for bit whatever index
-    the vector field has (indexes that quantise, or that keep only normalised
-    vectors, cannot give back the enrolled values). This caps the dimension at
+    **Schema.** The collection (`collection=`, created on the first `add`) has a
+    VARCHAR(32) primary key `pg_id` (the template id), the FLOAT_VECTOR
+    `pg_vector` indexed with the COSINE metric, and the label as fields:
+    `pg_subject`, `pg_consent` (`""` when none) and `pg_label` (the canonical
+    label JSON) as VARCHAR, `pg_expires_us` as INT64 and `pg_permits` (the
+    purposes the label permits) as ARRAY<VARCHAR>. `pg_values` keeps the enrolled
+    float32 values (base64): [`fetch`][purposeguard.stores.MilvusBackend.fetch] returns them bit
+    for bit whatever index the vector field has (indexes that quantise, or that keep only
+    normalised vectors, cannot give back the enrolled values). This caps the dimension at
     12,287. Searches never read it.
 
-    **Filtering.** A search sends ``array_contains(pg_permits, "<purpose>") and
-    pg_expires_us > <now> and pg_consent not in [<withdrawn>]`` as the search's
+    **Filtering.** A search sends `array_contains(pg_permits, "<purpose>") and
+    pg_expires_us > <now> and pg_consent not in [<withdrawn>]` as the search's
     boolean expression, which Milvus applies before ranking. Expressions are built
-    here: every string goes through :func:`literal` (escaped, never interpolated
-    raw), numbers through ``int``; pymilvus's ``filter_params`` templating is not
+    here: every string goes through `literal` (escaped, never interpolated
+    raw), numbers through `int`; pymilvus's `filter_params` templating is not
     used (Milvus Lite failed to parse it). Every hit is checked against the filter
-    again, and a hit that fails it raises :class:`IntegrityError`. Deletions query
-    the matching ids first, check each row's field in Python, then delete by
+    again, and a hit that fails it raises [`IntegrityError`][purposeguard.IntegrityError].
+    Deletions query the matching ids first, check each row's field in Python, then delete by
     primary key, so a misparsed expression can never widen an erasure.
 
-    **Exactness.** ``index_type="FLAT"`` (the default) searches exhaustively: exactly
+    **Exactness.** `index_type="FLAT"` (the default) searches exhaustively: exactly
     the brute-force top-*k* among matching templates, on a server and in Milvus
-    Lite. ``"HNSW"``, ``"IVF_FLAT"`` or ``"AUTOINDEX"`` are approximate (pass build
-    ``index_params`` such as ``{"M": 16, "efConstruction": 200}`` and
-    ``search_params`` such as ``{"ef": 256}``); measure their recall at your
-    filter's selectivity with ``purposeguard.testing.StoreMachine``. A search asks
+    Lite. `"HNSW"`, `"IVF_FLAT"` or `"AUTOINDEX"` are approximate (pass build
+    `index_params` such as `{"M": 16, "efConstruction": 200}` and
+    `search_params` such as `{"ef": 256}`); measure their recall at your
+    filter's selectivity with `purposeguard.testing.StoreMachine`. A search asks
     for at most 16,384 results (Milvus's topK limit). Every read uses the Strong
     consistency level, so a search right after a write or a deletion sees it.
 
-    **Durability.** ``add`` validates the whole batch first (dimension, ids repeated
+    **Durability.** `add` validates the whole batch first (dimension, ids repeated
     in the batch or already stored: Milvus itself would silently keep a duplicate
     primary key, or overwrite it in Milvus Lite), inserts it in chunks of
-    ``batch_size`` rows and deletes the whole batch again if a chunk fails (in a
+    `batch_size` rows and deletes the whole batch again if a chunk fails (in a
     Milvus Lite file, drops the collection that batch created). With
-    ``flush=True`` every write is followed by ``flush()``. It defaults to True for
+    `flush=True` every write is followed by `flush()`. It defaults to True for
     Milvus Lite, whose write-ahead log is not fsynced, and to False for a server,
     which persists an insert in its own log before acknowledging it and rate-limits
-    ``flush()``.
+    `flush()`.
 
     **Erasure.** Deletions remove the entities through Milvus: tombstones in its
     delete log hide them at once from every search, query and reopened collection.
-    Then (``compact=True``) a compaction is requested, which rewrites the segments
-    without them; a server runs it in the background (pass ``compact=False`` where
+    Then (`compact=True`) a compaction is requested, which rewrites the segments
+    without them; a server runs it in the background (pass `compact=False` where
     the service refuses manual compaction). Milvus Lite 3.2 accepts the request
     without acting on it: it rewrites its data files by itself when four of them
     accumulate (within a few flushed writes), so until then the erased rows stay in
     its files, unreadable through Milvus.
 
     **Existing collections.** A collection opened by name must have the schema above
-    and a COSINE index on ``pg_vector``, otherwise :class:`PolicyError`. Thread-safe
-    (one lock per backend).
+    and a COSINE index on `pg_vector`, otherwise [`PolicyError`][purposeguard.PolicyError].
+    Thread-safe (one lock per backend).
 
     Args:
-        uri: a local Milvus Lite file ending in ``.db`` (its folder must exist), or a
-            server URI (``http://host:19530``, ``https://...``, ``unix:/path``).
+        uri: a local Milvus Lite file ending in `.db` (its folder must exist), or a
+            server URI (`http://host:19530`, `https://...`, `unix:/path`).
         collection: the collection name.
-        token: the server's token (``"user:password"`` or an API key).
+        token: the server's token (`"user:password"` or an API key).
         db_name: the Milvus database, if not the default.
-        client: an existing ``MilvusClient`` instead of ``uri``.
-        index_type: the vector index for a new collection (``"FLAT"``: exact).
+        client: an existing `MilvusClient` instead of `uri`.
+        index_type: the vector index for a new collection (`"FLAT"`: exact).
         index_params: build parameters of that index.
-        search_params: search parameters (``{"ef": ...}``, ``{"nprobe": ...}``).
-        flush: flush after every write; ``None``: only for Milvus Lite.
+        search_params: search parameters (`{"ef": ...}`, `{"nprobe": ...}`).
+        flush: flush after every write; `None`: only for Milvus Lite.
         compact: request a compaction after deletions that removed something.
         batch_size: rows per insert request.
-        timeout: seconds for each request (``None``: the client's default).
-        **client_options: passed to ``MilvusClient``.
+        timeout: seconds for each request (`None`: the client's default).
+        **client_options: passed to `MilvusClient`.
 
     Raises:
-        ImportError: pymilvus (or milvus-lite for a ``.db`` file) is not installed.
-        PolicyError: no target or conflicting targets, a bad option, a ``.db`` file
+        ImportError: pymilvus (or milvus-lite for a `.db` file) is not installed.
+        PolicyError: no target or conflicting targets, a bad option, a `.db` file
             that cannot be opened (another process holds it), or an existing
             collection without purposeguard's schema or a COSINE index.
     """
@@ -300,12 +302,12 @@ class MilvusBackend:
 
     @property
     def name(self) -> str:
-        """``"milvus"``."""
+        """`"milvus"`."""
         return "milvus"
 
     @property
     def dim(self) -> int | None:
-        """The collection's vector dimension; ``None`` until the collection exists."""
+        """The collection's vector dimension; `None` until the collection exists."""
         return self._dim
 
     @property
@@ -325,7 +327,7 @@ class MilvusBackend:
 
     def add(self, records: Sequence[Record]) -> None:
         """Store *records* atomically: validated first, inserted, then flushed when
-        ``flush`` is on.
+        `flush` is on.
 
         Raises:
             InvalidTemplateError: a dimension mismatch, an id that is not 32 lowercase
@@ -437,7 +439,7 @@ class MilvusBackend:
 
     def fetch(self, template_id: str) -> Record | None:
         """The record with that id whatever its label, with the enrolled values, or
-        ``None``.
+        `None`.
 
         Raises:
             IntegrityError: the entity's label or stored values are malformed, or two
@@ -494,7 +496,7 @@ class MilvusBackend:
         expired_at_us: int | None = None,
     ) -> int:
         """Remove every entity of *subject*, or resting on *consent*, or expired at
-        *expired_at_us* (``pg_expires_us <= expired_at_us``); exactly one must be
+        *expired_at_us* (`pg_expires_us <= expired_at_us`); exactly one must be
         given. Returns the count.
 
         The matching ids are queried with an escaped expression, each row's field is
@@ -575,8 +577,8 @@ class MilvusBackend:
     def subjects(self) -> int:
         """How many distinct subjects the entities belong to.
 
-        Milvus has no distinct count: this reads every ``pg_subject``, in queries
-        of at most 4,096 rows over ranges of the id space (``pg_id like "3f%"``),
+        Milvus has no distinct count: this reads every `pg_subject`, in queries
+        of at most 4,096 rows over ranges of the id space (`pg_id like "3f%"`),
         which need neither a query iterator (Milvus Lite lacks the timestamp call
         pymilvus's iterator makes) nor a result order.
         """
@@ -599,7 +601,7 @@ class MilvusBackend:
     def close(self) -> None:
         """Close the client if the backend created it (and stop the Milvus Lite server
         it started, once no other MilvusBackend uses that file); the backend is
-        unusable afterwards. A client passed in with ``client=`` is left open."""
+        unusable afterwards. A client passed in with `client=` is left open."""
         with self._lock:
             if self._closed:
                 return
@@ -720,7 +722,7 @@ class MilvusBackend:
         self._exists = True
 
     def _create(self, dim: int) -> bool:
-        """Create the collection; ``False`` if another process created it first."""
+        """Create the collection; `False` if another process created it first."""
         pm = self._pm
         c = self._client
         dt = pm.DataType

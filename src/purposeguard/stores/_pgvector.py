@@ -102,95 +102,96 @@ def _unpack(buf: bytes, dim: int) -> npt.NDArray[np.float32]:
 class PgVectorBackend:
     """Templates in a PostgreSQL table with the pgvector extension.
 
-    Each template is one row: ``id text primary key, subject text, consent text,
-    expires_us bigint, permits text[], label bytea, embedding vector(dim)``, with a GIN
-    index on ``permits`` and b-tree indexes on ``subject``, ``consent`` and
-    ``expires_us`` (for erasure). The label is stored as its canonical bytes, so the
-    label read back equals the one stored. The search filter is the ``WHERE`` clause of
-    the ranking query (``permits @> ARRAY[purpose] AND expires_us > now AND consent
-    not withdrawn``), applied by PostgreSQL before the ``ORDER BY ... LIMIT k``.
+    Each template is one row: `id text primary key, subject text, consent text,
+    expires_us bigint, permits text[], label bytea, embedding vector(dim)`, with a GIN
+    index on `permits` and b-tree indexes on `subject`, `consent` and
+    `expires_us` (for erasure). The label is stored as its canonical bytes, so the
+    label read back equals the one stored. The search filter is the `WHERE` clause of
+    the ranking query (`permits @> ARRAY[purpose] AND expires_us > now AND consent
+    not withdrawn`), applied by PostgreSQL before the `ORDER BY ... LIMIT k`.
 
     Search modes:
 
-    - ``index=None`` (default): exact. The ranking expression cannot use any vector
+    - `index=None` (default): exact. The ranking expression cannot use any vector
       index, so the answer is exactly the brute-force top-*k* among matching rows,
       whatever indexes exist on the table. Cost: the distance to every matching row
       (PostgreSQL uses the GIN index when few rows match, a (parallel) sequential scan
       otherwise).
-    - ``index="hnsw"``: approximate, for large tables. An HNSW index (``vector_cosine_ops``)
-      is created. pgvector applies a ``WHERE`` clause *after* the index scan, so a
-      selective filter loses rows. Hence, per search: if at most ``exact_below`` rows
+    - `index="hnsw"`: approximate, for large tables. An HNSW index (`vector_cosine_ops`)
+      is created. pgvector applies a `WHERE` clause *after* the index scan, so a
+      selective filter loses rows. Hence, per search: if at most `exact_below` rows
       match the filter (a count that stops at the cap), the exact query runs: at that
       selectivity ranking every matching row through the GIN index is both exact and
       faster than a filtered graph walk (measured at 50,000 rows, 64-d, 0.8% matching:
       exact 7.7 ms and recall 1.0; forced index scan 49 ms and recall 0.96). Otherwise
-      the index query runs with ``hnsw.iterative_scan = relaxed_order`` (pgvector >=
-      0.8), ``hnsw.ef_search`` and ``hnsw.max_scan_tuples`` set locally, fetches
-      ``overfetch * k`` candidates and re-sorts them exactly; if fewer than *k* come
+      the index query runs with `hnsw.iterative_scan = relaxed_order` (pgvector >=
+      0.8), `hnsw.ef_search` and `hnsw.max_scan_tuples` set locally, fetches
+      `overfetch * k` candidates and re-sorts them exactly; if fewer than *k* come
       back, the exact query runs instead, so a search never returns fewer rows than
       exist. The planner may still choose a GIN bitmap scan and a sort (exact) when its
       statistics say few rows match. Measured recall at 1% permitted with the index
       scan forced: 1.0 at 5,000 rows, 0.96 at 50,000 (see the tests). Results are
       always rows that match the filter.
 
-    Vectors travel in pgvector's binary format both ways (``COPY ... (FORMAT BINARY)``
-    and binary parameters in, ``vector_send`` out), so values come back bit for bit;
-    scores are cosine similarity, ``1 - (embedding <=> q)``. The schema of the
-    ``vector`` extension must be on the ``search_path`` (it is by default).
+    Vectors travel in pgvector's binary format both ways (`COPY ... (FORMAT BINARY)`
+    and binary parameters in, `vector_send` out), so values come back bit for bit;
+    scores are cosine similarity, `1 - (embedding <=> q)`. The schema of the
+    `vector` extension must be on the `search_path` (it is by default).
 
-    Erasure (``delete_ids`` / ``delete_matching``) is a ``DELETE``: the rows disappear
+    Erasure (`delete_ids` / `delete_matching`) is a `DELETE`: the rows disappear
     from every query at commit. PostgreSQL removes rows *logically*: the old tuple
-    stays in the table's pages (and its entry in the indexes) until ``VACUUM`` prunes
-    it. With ``vacuum_on_erase=True`` (the default) the backend runs ``VACUUM`` on the
+    stays in the table's pages (and its entry in the indexes) until `VACUUM` prunes
+    it. With `vacuum_on_erase=True` (the default) the backend runs `VACUUM` on the
     table after every erasure that removed something, so the index entries go and the
     space is marked free at once. Even then the bytes may linger in free space until
-    overwritten, and in WAL segments, replicas and backups; ``vacuum(full=True)``
+    overwritten, and in WAL segments, replicas and backups; `vacuum(full=True)`
     rewrites the table into new files (it takes an exclusive lock). Where erasure must
-    be provable, also seal templates with :mod:`purposeguard.crypto` and shred the key.
-    On large tables ``VACUUM`` of an HNSW index is slow: set ``vacuum_on_erase=False``
-    and rely on autovacuum or a scheduled :meth:`vacuum`.
+    be provable, also seal templates with [`purposeguard.crypto.seal`][purposeguard.crypto.seal]
+    and shred the key. On large tables `VACUUM` of an HNSW index is slow: set
+    `vacuum_on_erase=False` and rely on autovacuum or a scheduled
+    [`vacuum`][purposeguard.stores.PgVectorBackend.vacuum].
 
     Pointing it at production: pass a libpq connection string or URI for the server,
-    e.g. ``PgVectorBackend("postgresql://app@db.example.com:5432/faces?sslmode=verify-full",
-    index="hnsw")``, or ``None`` to use the standard ``PG*`` environment variables
-    (``PGHOST``, ``PGUSER``, ``PGPASSWORD``/``.pgpass``, ``PGSSLMODE``...). Extra
-    arguments for :func:`psycopg.connect` go in ``connect_kwargs``. The role needs
-    ``CREATE`` on the schema the first time (or create the table beforehand with the
-    columns above) and the ``vector`` extension installed (``create_extension=True``
-    tries ``CREATE EXTENSION IF NOT EXISTS vector``). ``table`` may be ``"schema.name"``.
+    e.g. `PgVectorBackend("postgresql://app@db.example.com:5432/faces?sslmode=verify-full",
+    index="hnsw")`, or `None` to use the standard `PG*` environment variables
+    (`PGHOST`, `PGUSER`, `PGPASSWORD`/`.pgpass`, `PGSSLMODE`...). Extra
+    arguments for `psycopg.connect` go in `connect_kwargs`. The role needs
+    `CREATE` on the schema the first time (or create the table beforehand with the
+    columns above) and the `vector` extension installed (`create_extension=True`
+    tries `CREATE EXTENSION IF NOT EXISTS vector`). `table` may be `"schema.name"`.
 
     Connections and pools: the backend holds one connection and serialises its calls
     with a lock (thread-safe). For concurrency give each worker thread or process its
-    own backend, or pass ``connection=`` a connection you manage (it must be in
+    own backend, or pass `connection=` a connection you manage (it must be in
     autocommit mode: the backend runs its own transactions; the backend does not close
     it). Behind PgBouncer in transaction mode every backend call is self-contained
-    (``SET LOCAL`` only); disable psycopg's prepared statements there with
-    ``connect_kwargs={"prepare_threshold": None}`` unless PgBouncer >= 1.21 tracks them.
+    (`SET LOCAL` only); disable psycopg's prepared statements there with
+    `connect_kwargs={"prepare_threshold": None}` unless PgBouncer >= 1.21 tracks them.
     An owned connection that breaks is reopened on the next call.
 
     Args:
-        conninfo: libpq connection string or URI; ``None`` for the ``PG*`` variables.
+        conninfo: libpq connection string or URI; `None` for the `PG*` variables.
         connection: an open psycopg 3 connection in autocommit mode, instead of conninfo.
-        table: the table's name (``name`` or ``schema.name``).
+        table: the table's name (`name` or `schema.name`).
         dim: the vector dimension; by default fixed by the first record added (or read
             from an existing table).
-        index: ``None`` (exact search) or ``"hnsw"`` (approximate, iterative scans).
-        hnsw_m: HNSW ``m`` (links per node) when the index is created.
-        hnsw_ef_construction: HNSW ``ef_construction`` when the index is created.
-        ef_search: ``hnsw.ef_search`` for searches (raised to ``overfetch * k``, at most
+        index: `None` (exact search) or `"hnsw"` (approximate, iterative scans).
+        hnsw_m: HNSW `m` (links per node) when the index is created.
+        hnsw_ef_construction: HNSW `ef_construction` when the index is created.
+        ef_search: `hnsw.ef_search` for searches (raised to `overfetch * k`, at most
             1000).
         overfetch: candidates fetched per result wanted, with the HNSW index.
-        max_scan_tuples: ``hnsw.max_scan_tuples`` for iterative scans (pgvector's
-            default 20,000 if ``None``); raise it for very selective purposes on
+        max_scan_tuples: `hnsw.max_scan_tuples` for iterative scans (pgvector's
+            default 20,000 if `None`); raise it for very selective purposes on
             very large tables.
         exact_below: with the HNSW index, search exactly when at most this many rows
-            match the filter (``0``: always use the index).
-        vacuum_on_erase: run ``VACUUM`` on the table after an erasure removed rows.
-        create_extension: run ``CREATE EXTENSION IF NOT EXISTS vector`` when opening.
-        connect_kwargs: extra keyword arguments for :func:`psycopg.connect`.
+            match the filter (`0`: always use the index).
+        vacuum_on_erase: run `VACUUM` on the table after an erasure removed rows.
+        create_extension: run `CREATE EXTENSION IF NOT EXISTS vector` when opening.
+        connect_kwargs: extra keyword arguments for `psycopg.connect`.
 
     Raises:
-        ImportError: psycopg is not installed (``pip install 'purposeguard[pgvector]'``).
+        ImportError: psycopg is not installed (`pip install 'purposeguard[pgvector]'`).
         PolicyError: bad arguments, pgvector missing, or an existing table that is not
             a purposeguard table or has another dimension.
     """
@@ -294,12 +295,12 @@ class PgVectorBackend:
 
     @property
     def name(self) -> str:
-        """``"pgvector"``."""
+        """`"pgvector"`."""
         return "pgvector"
 
     @property
     def dim(self) -> int | None:
-        """The vector dimension of the table, or ``None`` while it does not exist."""
+        """The vector dimension of the table, or `None` while it does not exist."""
         if self._dim is None and not self._closed:
             with self._lock, self._cursor() as cur:
                 self._dim = self._table_dim(cur)
@@ -307,12 +308,12 @@ class PgVectorBackend:
 
     @property
     def table(self) -> str:
-        """The table's name as given (``name`` or ``schema.name``)."""
+        """The table's name as given (`name` or `schema.name`)."""
         return self._table_name
 
     @property
     def index(self) -> IndexKind | None:
-        """``None`` (exact search) or ``"hnsw"``."""
+        """`None` (exact search) or `"hnsw"`."""
         return self._index
 
     def add(self, records: Sequence[Record]) -> None:
@@ -381,7 +382,7 @@ class PgVectorBackend:
     def search(self, query: npt.NDArray[np.float32], k: int, flt: SearchFilter) -> list[Hit]:
         """The best *k* rows matching *flt* by cosine similarity, best first.
 
-        Exact with ``index=None``; with ``index="hnsw"`` approximate (iterative index
+        Exact with `index=None`; with `index="hnsw"` approximate (iterative index
         scan, over-fetch, exact re-sort), never returning a row outside the filter.
 
         Raises:
@@ -441,7 +442,7 @@ class PgVectorBackend:
             return hits
 
     def fetch(self, template_id: str) -> Record | None:
-        """The record with that id (whatever its label), or ``None``.
+        """The record with that id (whatever its label), or `None`.
 
         Raises:
             IntegrityError: the row's label or vector is malformed.
@@ -472,7 +473,7 @@ class PgVectorBackend:
             )
 
     def delete_ids(self, template_ids: Collection[str]) -> int:
-        """Delete these rows (then ``VACUUM`` if configured); return how many existed."""
+        """Delete these rows (then `VACUUM` if configured); return how many existed."""
         ids = sorted({t for t in template_ids if isinstance(t, str) and _ID_RE.fullmatch(t)})
         if not ids:
             return 0
@@ -486,7 +487,7 @@ class PgVectorBackend:
         expired_at_us: int | None = None,
     ) -> int:
         """Delete every row of *subject*, or resting on *consent*, or expired at
-        *expired_at_us* (``expires_us <= expired_at_us``); return how many."""
+        *expired_at_us* (`expires_us <= expired_at_us`); return how many."""
         if sum(x is not None for x in (subject, consent, expired_at_us)) != 1:
             raise PolicyError("delete_matching() takes exactly one criterion")
         if subject is not None:
@@ -516,7 +517,7 @@ class PgVectorBackend:
     # -- maintenance ---------------------------------------------------------------------
 
     def vacuum(self, *, full: bool = False) -> None:
-        """Run ``VACUUM`` (or ``VACUUM FULL``, which rewrites the table into new files
+        """Run `VACUUM` (or `VACUUM FULL`, which rewrites the table into new files
         under an exclusive lock) on the table. Needs ownership of the table."""
         with self._lock:
             self._check_open()
@@ -638,7 +639,7 @@ class PgVectorBackend:
 
     def _ensure_table(self, cur: psycopg.Cursor[Any], dim: int, *, hnsw: bool) -> tuple[int, bool]:
         """The table's dimension, creating the table (inside the caller's transaction)
-        if it does not exist, and whether it was created here. With ``hnsw=False`` the
+        if it does not exist, and whether it was created here. With `hnsw=False` the
         caller creates the HNSW index itself (after loading the first batch)."""
         # The advisory lock serialises creators in other sessions.
         self._check_hnsw_dim(dim)

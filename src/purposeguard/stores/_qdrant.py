@@ -1,6 +1,6 @@
 """QdrantBackend: templates as Qdrant points, labels as payload, filters inside the engine.
 
-Needs the ``qdrant`` extra (``pip install 'purposeguard[qdrant]'``). The client is
+Needs the `qdrant` extra (`pip install 'purposeguard[qdrant]'`). The client is
 imported only when a backend is constructed, so this module imports without it.
 """
 
@@ -75,74 +75,76 @@ class QdrantBackend:
     """Templates stored as points of a Qdrant collection; labels in the payload.
 
     Each template is one point whose id is the template id read as a UUID
-    (``uuid.UUID(hex=template_id)``), whose vector is the template (cosine distance),
-    and whose payload holds the label as flat fields (:meth:`Record.payload`: subject,
-    consent, expiry in microseconds, the permitted purposes, the canonical label
-    bytes) plus ``pg_vec``, the original float32 values in base64.
+    (`uuid.UUID(hex=template_id)`), whose vector is the template (cosine distance),
+    and whose payload holds the label as flat fields
+    ([`Record.payload`][purposeguard.stores.Record.payload]: subject, consent, expiry in
+    microseconds, the permitted purposes, the canonical label bytes) plus `pg_vec`, the original
+    float32 values in base64.
 
-    Why ``pg_vec``: a cosine collection normalises vectors when they are written, so
+    Why `pg_vec`: a cosine collection normalises vectors when they are written, so
     the engine cannot give back the values that were enrolled. Keeping the original
-    bytes in the payload (``4 * dim * 4/3`` bytes, not indexed, never read by a
+    bytes in the payload (`4 * dim * 4/3` bytes, not indexed, never read by a
     search) is the cheapest way to return them exactly; a second named vector would
     cost an index and could not be added to a collection that already exists.
 
-    **Filtering.** A search sends ``pg_permits == purpose AND pg_expires_us > now AND
-    pg_consent NOT IN withdrawn`` as a Qdrant payload filter, which the engine applies
+    **Filtering.** A search sends `pg_permits == purpose AND pg_expires_us > now AND
+    pg_consent NOT IN withdrawn` as a Qdrant payload filter, which the engine applies
     before ranking. Points without purposeguard's payload (an existing collection
-    being adopted) fail that filter, so they are invisible to searches; ``fetch``
-    returns ``None`` for them; ``count``, ``subjects`` and the deletions ignore them.
-    Qdrant's own ``retrieve()`` by id ignores filters: ``fetch`` uses it and hands the
-    label to the :class:`~purposeguard.stores.GuardedStore`, which checks it.
+    being adopted) fail that filter, so they are invisible to searches; `fetch`
+    returns `None` for them; `count`, `subjects` and the deletions ignore them.
+    Qdrant's own `retrieve()` by id ignores filters: `fetch` uses it and hands the
+    label to the [`GuardedStore`][purposeguard.stores.GuardedStore], which checks it.
 
-    **Exactness.** By default (``exact=True``) a server search runs with
-    ``SearchParams(exact=True)``: a full scan of the matching points, exactly the
-    brute-force top-*k*. Local mode (``location=":memory:"`` or ``path=``) is always
-    exact. ``exact=False`` uses the collection's HNSW index with the same filter
+    **Exactness.** By default (`exact=True`) a server search runs with
+    `SearchParams(exact=True)`: a full scan of the matching points, exactly the
+    brute-force top-*k*. Local mode (`location=":memory:"` or `path=`) is always
+    exact. `exact=False` uses the collection's HNSW index with the same filter
     inside the traversal (Qdrant's filterable HNSW; when the payload index estimates
-    the filtered set below ``full_scan_threshold`` the planner scans it exactly).
-    Its recall depends on ``hnsw_ef`` and on the filter's selectivity: raise
-    ``hnsw_ef`` (e.g. 128-512) and set ``acorn=True`` (Qdrant >= 1.16) when few
+    the filtered set below `full_scan_threshold` the planner scans it exactly).
+    Its recall depends on `hnsw_ef` and on the filter's selectivity: raise
+    `hnsw_ef` (e.g. 128-512) and set `acorn=True` (Qdrant >= 1.16) when few
     templates permit a purpose, and measure recall on your data with
-    ``purposeguard.testing.StoreMachine`` (``exact = False``). A search never
+    `purposeguard.testing.StoreMachine` (`exact = False`). A search never
     returns a point that fails the filter in either mode.
 
-    **Production.** Point it at a server or cluster with ``url=`` (and ``api_key=``),
-    or pass a configured ``client=QdrantClient(...)`` (gRPC, TLS, timeouts). On a
-    server the backend creates payload indexes on the ``pg_*`` fields it filters on
+    **Production.** Point it at a server or cluster with `url=` (and `api_key=`),
+    or pass a configured `client=QdrantClient(...)` (gRPC, TLS, timeouts). On a
+    server the backend creates payload indexes on the `pg_*` fields it filters on
     (keyword: id, subject, consent, permits; integer: expiry) unless
-    ``create_indexes=False``. Local mode (``QdrantClient(":memory:")`` or ``path=``)
+    `create_indexes=False`. Local mode (`QdrantClient(":memory:")` or `path=`)
     runs in-process without a server and suits tests and small galleries (Qdrant
     recommends a server beyond ~20,000 points).
 
     **Adopting an existing collection.** Open it by name: its vector must be cosine
-    (pass ``vector_name=`` for a named vector). Its points stay invisible until
-    labelled: list them with :meth:`unlabelled_ids` and label each with
-    :meth:`attach_label`, which keeps the stored vector. Points with integer ids must
-    be re-enrolled under a 32-hex template id instead.
+    (pass `vector_name=` for a named vector). Its points stay invisible until
+    labelled: list them with [`unlabelled_ids`][purposeguard.stores.QdrantBackend.unlabelled_ids]
+    and label each with [`attach_label`][purposeguard.stores.QdrantBackend.attach_label], which
+    keeps the stored vector. Points with integer ids must be re-enrolled under a 32-hex template id
+    instead.
 
-    ``add`` validates the whole batch (dimension, repeated or already stored ids)
-    before writing; it writes with ``wait=True`` in chunks of ``batch_size`` points and
+    `add` validates the whole batch (dimension, repeated or already stored ids)
+    before writing; it writes with `wait=True` in chunks of `batch_size` points and
     deletes what it wrote if a later chunk fails. Deletions remove the points from the
     engine and its indexes. Thread-safe (one lock per backend).
 
     Args:
-        collection: the collection name; created on the first ``add`` if missing.
-        location: ``":memory:"`` for an in-process collection (the default when no
+        collection: the collection name; created on the first `add` if missing.
+        location: `":memory:"` for an in-process collection (the default when no
             other target is given) or a server location string.
         path: a folder for a persistent in-process collection (local mode).
-        url: a Qdrant server or cluster URL, e.g. ``"https://qdrant.example:6333"``.
+        url: a Qdrant server or cluster URL, e.g. `"https://qdrant.example:6333"`.
         api_key: the server's API key.
-        client: an existing ``QdrantClient``; the backend does not close it.
-        exact: exact (full-scan) searches on a server; ``False`` uses HNSW.
-        hnsw_ef: the HNSW beam width when ``exact=False``.
-        acorn: enable ACORN filtered traversal when ``exact=False``.
+        client: an existing `QdrantClient`; the backend does not close it.
+        exact: exact (full-scan) searches on a server; `False` uses HNSW.
+        hnsw_ef: the HNSW beam width when `exact=False`.
+        acorn: enable ACORN filtered traversal when `exact=False`.
         vector_name: the named vector to use, if the collection has named vectors.
         create_indexes: create payload indexes on a server.
         batch_size: points per upsert request.
-        **client_options: passed to ``QdrantClient`` (``prefer_grpc``, ``timeout``...).
+        **client_options: passed to `QdrantClient` (`prefer_grpc`, `timeout`...).
 
     Raises:
-        ImportError: ``qdrant-client`` is not installed.
+        ImportError: `qdrant-client` is not installed.
         PolicyError: conflicting targets, or an existing collection that is not
             cosine, has multivectors or stores vectors below float32.
     """
@@ -215,12 +217,12 @@ class QdrantBackend:
 
     @property
     def name(self) -> str:
-        """``"qdrant"``."""
+        """`"qdrant"`."""
         return "qdrant"
 
     @property
     def dim(self) -> int | None:
-        """The collection's vector size; ``None`` until the collection exists."""
+        """The collection's vector size; `None` until the collection exists."""
         return self._dim
 
     @property
@@ -234,7 +236,7 @@ class QdrantBackend:
         return self._collection
 
     def add(self, records: Sequence[Record]) -> None:
-        """Store *records* atomically: validated first, then upserted with ``wait=True``.
+        """Store *records* atomically: validated first, then upserted with `wait=True`.
 
         Raises:
             InvalidTemplateError: a dimension mismatch, an id repeated in the batch or
@@ -333,7 +335,7 @@ class QdrantBackend:
             return hits
 
     def fetch(self, template_id: str) -> Record | None:
-        """The record with that id whatever its label, or ``None`` if missing or
+        """The record with that id whatever its label, or `None` if missing or
         unlabelled (an adopted point without purposeguard's payload).
 
         Raises:
@@ -448,7 +450,7 @@ class QdrantBackend:
 
     def subjects(self) -> int:
         """How many distinct subjects the labelled points belong to (a facet count;
-        a server needs Qdrant >= 1.12 and the keyword index on ``pg_subject``)."""
+        a server needs Qdrant >= 1.12 and the keyword index on `pg_subject`)."""
         with self._lock:
             n = self.count()
             if n == 0:
@@ -464,7 +466,7 @@ class QdrantBackend:
 
     def close(self) -> None:
         """Release the client if the backend created it; the backend is unusable
-        afterwards. A client passed in with ``client=`` is left open."""
+        afterwards. A client passed in with `client=` is left open."""
         with self._lock:
             if self._closed:
                 return
@@ -485,9 +487,9 @@ class QdrantBackend:
         """Up to *limit* ids of points that carry no purposeguard label.
 
         UUID ids are returned as 32 hex digits (usable as template ids with
-        :meth:`attach_label`); integer ids as decimal strings (such points cannot be
-        labelled in place: re-enrol their vectors under new template ids and delete
-        them with the Qdrant client).
+        [`attach_label`][purposeguard.stores.QdrantBackend.attach_label]); integer ids as decimal
+        strings (such points cannot be labelled in place: re-enrol their vectors under new template
+        ids and delete them with the Qdrant client).
         """
         if limit < 1:
             return []
@@ -505,8 +507,9 @@ class QdrantBackend:
             return [_template_id(p.id) for p in page]
 
     def read_unlabelled(self, template_id: str) -> npt.NDArray[np.float32] | None:
-        """The stored vector of an unlabelled point, or ``None`` if there is no such
-        point or it already carries a label (for :meth:`GuardedStore.adopt`)."""
+        """The stored vector of an unlabelled point, or `None` if there is no such
+        point or it already carries a label (for
+        [`GuardedStore.adopt`][purposeguard.stores.GuardedStore.adopt])."""
         try:
             pid = _point_id(template_id)
         except InvalidTemplateError:
@@ -536,24 +539,26 @@ class QdrantBackend:
     def attach_label(self, record: Record) -> None:
         """Label an existing, unlabelled point: the way to adopt a collection.
 
-        The point with id ``record.template_id`` keeps its stored vector and its other
-        payload; the label fields and ``record.vector`` (kept as the original values)
-        are added. ``record.vector`` must have the collection's dimension and point in
+        The point with id `record.template_id` keeps its stored vector and its other
+        payload; the label fields and `record.vector` (kept as the original values)
+        are added. `record.vector` must have the collection's dimension and point in
         the same direction as the stored vector (a cosine collection keeps vectors
-        normalised; build the record from the values you read back). Typically::
+        normalised; build the record from the values you read back). Typically:
 
-            tax = guard.taxonomy
-            for tid in backend.unlabelled_ids(1000):
-                [pt] = backend.client.retrieve(
-                    backend.collection, [str(uuid.UUID(hex=tid))], with_vectors=True
-                )
-                label = Label(allowed=..., subject=..., expires_at=..., consent=...)
-                backend.attach_label(Record(
-                    template_id=tid,
-                    vector=np.asarray(pt.vector, np.float32),
-                    label=label,
-                    permits=frozenset(p.name for p in tax if label.permits(p)),
-                ))
+        ```python
+        tax = guard.taxonomy
+        for tid in backend.unlabelled_ids(1000):
+            [pt] = backend.client.retrieve(
+                backend.collection, [str(uuid.UUID(hex=tid))], with_vectors=True
+            )
+            label = Label(allowed=..., subject=..., expires_at=..., consent=...)
+            backend.attach_label(Record(
+                template_id=tid,
+                vector=np.asarray(pt.vector, np.float32),
+                label=label,
+                permits=frozenset(p.name for p in tax if label.permits(p)),
+            ))
+        ```
 
         This writes the label directly, without the guard's STORE check or an audit
         event: run it as an administrative migration.
@@ -561,7 +566,7 @@ class QdrantBackend:
         Raises:
             TemplateNotFoundError: no point has that id.
             InvalidTemplateError: the point already carries a label, or the dimension
-                or direction of ``record.vector`` differs from the stored vector.
+                or direction of `record.vector` differs from the stored vector.
         """
         pid = _point_id(record.template_id)
         with self._lock:
@@ -768,7 +773,7 @@ def _template_id(point_id: object) -> str:
 
 
 def _decode(point_id: object, payload: dict[str, Any]) -> tuple[str, Label, frozenset[str]] | None:
-    """The template id, label and permits of a point; ``None`` if it has no label.
+    """The template id, label and permits of a point; `None` if it has no label.
 
     A point whose label fields are present but inconsistent is an IntegrityError.
     """

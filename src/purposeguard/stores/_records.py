@@ -58,7 +58,7 @@ class Record:
     Attributes:
         template_id: the template's id (32 lowercase hex digits).
         vector: the values as a read-only float32 array.
-        label: the template's label (backends store ``label.to_bytes()`` or columns
+        label: the template's label (backends store `label.to_bytes()` or columns
             from which they rebuild an equal label).
         permits: the names of the taxonomy purposes the label permits; a search for
             purpose *p* may return the record only if *p* is among them.
@@ -109,9 +109,9 @@ class Hit:
 class SearchFilter:
     """Which stored records a search may consider: filtered before ranking.
 
-    A record matches iff ``purpose`` is in its ``permits``, its expiry is after
-    ``now_us`` (expired means ``now >= expires_at``), and its consent id is not in
-    ``withdrawn_consents``.
+    A record matches iff `purpose` is in its `permits`, its expiry is after
+    `now_us` (expired means `now >= expires_at`), and its consent id is not in
+    `withdrawn_consents`.
     """
 
     purpose: str

@@ -65,34 +65,35 @@ _DELETE_BY: Final = {
 class SealedSQLiteBackend:
     """An SQLite store that keeps every template sealed at rest, erased by shredding.
 
-    Each row of ``pg_sealed`` holds the template id, the label's subject, consent,
+    Each row of `pg_sealed` holds the template id, the label's subject, consent,
     expiry and permitted purposes (in clear, to filter and erase without keys) and
-    the output of :func:`purposeguard.crypto.seal` for the template (values
+    the output of [`purposeguard.crypto.seal`][purposeguard.crypto.seal] for the template (values
     encrypted; id and label authenticated). No vector is ever written in clear. Rows
-    are written in one transaction per batch (``journal_mode=WAL``,
-    ``synchronous=FULL``); deletions use ``secure_delete=ON`` and truncate the
+    are written in one transaction per batch (`journal_mode=WAL`,
+    `synchronous=FULL`); deletions use `secure_delete=ON` and truncate the
     write-ahead log.
 
     Search is exact, in numpy, over a plaintext copy in this process's memory that is
     built by unsealing every row when the store opens (and again when another
     connection has written). What callers may rely on:
 
-    - :meth:`delete_matching` with a subject (``GuardedStore.erase_subject``) deletes
-      the rows and, with ``shred_on_erase=True`` (the default), shreds the subject's
-      data keys in *keyring*: every copy of those rows, in backups or elsewhere,
-      becomes unreadable.
-    - :meth:`shred` does the same for a subject directly.
+    - [`delete_matching`][purposeguard.stores.SealedSQLiteBackend.delete_matching] with a subject
+      (`GuardedStore.erase_subject`) deletes the rows and, with `shred_on_erase=True` (the
+      default), shreds the subject's data keys in *keyring*: every copy of those rows, in backups
+      or elsewhere, becomes unreadable.
+    - [`shred`][purposeguard.stores.SealedSQLiteBackend.shred] does the same for a subject
+      directly.
     - Rows whose key has been shredded (by this store, or by anyone through the key
       ring) are dropped from the memory copy and deleted from the file when the store
       next opens or catches up with another connection's write.
     - A row that does not unseal under *keyring* for any other reason (a wrong key
-      ring, an altered row) is an :class:`~purposeguard.IntegrityError`, not a
+      ring, an altered row) is an [`IntegrityError`][purposeguard.IntegrityError], not a
       silently missing template.
 
     Thread-safe: calls are serialised by a lock.
 
     Args:
-        path: the database file (``":memory:"`` for tests).
+        path: the database file (`":memory:"` for tests).
         keyring: the key ring that holds the subjects' data keys.
         shred_on_erase: whether erasing a subject also shreds its keys.
         timeout: seconds to wait for another connection's write lock.
@@ -141,7 +142,7 @@ class SealedSQLiteBackend:
 
     @property
     def name(self) -> str:
-        """``"sealed-sqlite"``."""
+        """`"sealed-sqlite"`."""
         return "sealed-sqlite"
 
     @property
@@ -151,7 +152,7 @@ class SealedSQLiteBackend:
 
     @property
     def dim(self) -> int | None:
-        """The vector dimension, fixed by the first record; ``None`` before."""
+        """The vector dimension, fixed by the first record; `None` before."""
         with self._lock:
             if not self._closed:
                 with self._errors():
@@ -238,7 +239,7 @@ class SealedSQLiteBackend:
             return self._cache.search(query, k, flt)
 
     def fetch(self, template_id: str) -> Record | None:
-        """The record with that id, or ``None``."""
+        """The record with that id, or `None`."""
         with self._lock, self._errors():
             self._check_open()
             self._refresh()
@@ -265,7 +266,7 @@ class SealedSQLiteBackend:
         consent: str | None = None,
         expired_at_us: int | None = None,
     ) -> int:
-        """Delete every row of *subject* (and shred its keys if ``shred_on_erase``),
+        """Delete every row of *subject* (and shred its keys if `shred_on_erase`),
         or resting on *consent*, or expired at *expired_at_us*; exactly one criterion.
         Returns how many rows were removed."""
         if sum(x is not None for x in (subject, consent, expired_at_us)) != 1:

@@ -88,28 +88,29 @@ _DELETE_BY: Final = {
 
 
 class SQLiteBackend:
-    """The embedded default backend: one SQLite file, standard-library ``sqlite3`` only.
+    """The embedded default backend: one SQLite file, standard-library `sqlite3` only.
 
-    Each template is one row of ``pg_templates``: ``id`` (primary key), ``subject``,
-    ``consent``, ``expires_us`` (microseconds since the epoch), ``permits`` (a JSON
+    Each template is one row of `pg_templates`: `id` (primary key), `subject`,
+    `consent`, `expires_us` (microseconds since the epoch), `permits` (a JSON
     list of the purposes the label permits, so the file needs no taxonomy to filter),
-    ``label`` (``Label.to_bytes()``) and ``vector`` (little-endian float32 bytes).
-    ``pg_meta`` holds the schema version and the dimension; ``subject``, ``consent``
-    and ``expires_us`` are indexed. The vector and its label are written in one
-    transaction and :meth:`add` returns only once it has committed
-    (``journal_mode=WAL``, ``synchronous=FULL``): a process killed at any moment
+    `label` (`Label.to_bytes()`) and `vector` (little-endian float32 bytes).
+    `pg_meta` holds the schema version and the dimension; `subject`, `consent`
+    and `expires_us` are indexed. The vector and its label are written in one
+    transaction and [`add`][purposeguard.stores.SQLiteBackend.add] returns only once it has
+    committed (`journal_mode=WAL`, `synchronous=FULL`): a process killed at any moment
     leaves every committed template with its label and none without one.
 
-    Erasure deletes the rows with ``secure_delete=ON`` (SQLite overwrites the freed
-    space with zeros) and then checkpoints the write-ahead log with ``TRUNCATE``, so
-    that no copy of an erased vector remains in the ``-wal`` file. If another process
+    Erasure deletes the rows with `secure_delete=ON` (SQLite overwrites the freed
+    space with zeros) and then checkpoints the write-ahead log with `TRUNCATE`, so
+    that no copy of an erased vector remains in the `-wal` file. If another process
     holds a read open, the checkpoint is retried on the next write and on
-    :meth:`close` (and by :meth:`checkpoint`).
+    [`close`][purposeguard.stores.SQLiteBackend.close] (and by
+    [`checkpoint`][purposeguard.stores.SQLiteBackend.checkpoint]).
 
     Search is exact: cosine top-*k* in numpy over an in-memory copy of the vectors and
-    label columns (a :class:`MemoryBackend`), filtered before ranking. The copy is
-    updated after each of this object's own commits, and before every read the
-    backend asks SQLite (``PRAGMA data_version``) whether another connection has
+    label columns (a [`MemoryBackend`][purposeguard.stores.MemoryBackend]), filtered before
+    ranking. The copy is updated after each of this object's own commits, and before every read the
+    backend asks SQLite (`PRAGMA data_version`) whether another connection has
     committed since; if so the copy is brought up to date from the file first.
 
     Several processes (or several backends in one process) may open the same file at
@@ -119,8 +120,8 @@ class SQLiteBackend:
     at its next call (it reads the ids, drops the erased rows from memory and loads
     only the new ones). Opening a store decodes every label (about 0.1 ms per
     template). For many writers, or more templates than one machine's memory holds,
-    use a server engine: ``PgVectorBackend`` (a PostgreSQL URI), ``QdrantBackend`` (a
-    server URL) or ``MilvusBackend`` (a cluster URI). SQLite itself has no server mode,
+    use a server engine: `PgVectorBackend` (a PostgreSQL URI), `QdrantBackend` (a
+    server URL) or `MilvusBackend` (a cluster URI). SQLite itself has no server mode,
     and the file must not live on a network file system (WAL needs shared memory on
     one host).
 
@@ -128,16 +129,18 @@ class SQLiteBackend:
 
     Args:
         path: the database file; created (with its schema) if missing
-            (``":memory:"`` gives a private, non-durable store for tests). An existing
+            (`":memory:"` gives a private, non-durable store for tests). An existing
             file must be a purposeguard store: a SQLite database of another kind is a
-            :class:`~purposeguard.PolicyError` and is left untouched, a damaged file
-            or one that is not a database is an :class:`~purposeguard.IntegrityError`;
+            [`PolicyError`][purposeguard.PolicyError] and is left untouched, a damaged file
+            or one that is not a database is an [`IntegrityError`][purposeguard.IntegrityError];
             both messages name the path.
         timeout: seconds to wait for another connection's write lock.
 
-    Example::
+    For example:
 
-        store = GuardedStore(SQLiteBackend("/var/lib/faces/templates.db"))
+    ```python
+    store = GuardedStore(SQLiteBackend("/var/lib/faces/templates.db"))
+    ```
     """
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
@@ -182,7 +185,7 @@ class SQLiteBackend:
 
     @property
     def name(self) -> str:
-        """``"sqlite"``."""
+        """`"sqlite"`."""
         return "sqlite"
 
     @property
@@ -192,7 +195,7 @@ class SQLiteBackend:
 
     @property
     def dim(self) -> int | None:
-        """The vector dimension, fixed by the first record ever added; ``None`` before."""
+        """The vector dimension, fixed by the first record ever added; `None` before."""
         with self._lock:
             if not self._closed:
                 with self._errors():
@@ -290,7 +293,7 @@ class SQLiteBackend:
             return self._cache.search(query, k, flt)
 
     def fetch(self, template_id: str) -> Record | None:
-        """The record with that id read from the file, or ``None``."""
+        """The record with that id read from the file, or `None`."""
         if not isinstance(template_id, str) or not _ID_RE.fullmatch(template_id):
             return None
         with self._lock, self._errors():
@@ -379,7 +382,7 @@ class SQLiteBackend:
 
     def checkpoint(self) -> bool:
         """Fold the write-ahead log into the database file and truncate it to zero
-        bytes; ``False`` if another connection's open read prevented it (retry later)."""
+        bytes; `False` if another connection's open read prevented it (retry later)."""
         with self._lock, self._errors():
             self._check_open()
             return self._checkpoint()

@@ -1,14 +1,15 @@
 """Test helpers for code that uses purposeguard: Hypothesis strategies, audit capture.
 
-Needs the ``testing`` extra (``pip install purposeguard[testing]``) for Hypothesis.
+Needs the `testing` extra (`pip install purposeguard[testing]`) for Hypothesis.
 
-- :mod:`purposeguard.testing.strategies`: ``purposes``, ``labels``, ``templates``,
-  ``taxonomies``, ``vectors``, ``operations``. Installing purposeguard registers them
-  with Hypothesis, so ``st.from_type(FaceTemplate)`` works.
-- :class:`StoreMachine`: a Hypothesis state machine that checks a guarded store over
-  your backend against a brute-force oracle.
-- :func:`capture_audit`: collect the audit events a block of code produces.
-- :class:`~purposeguard.FrozenClock`: a clock that moves only when told to.
+- [`purposeguard.testing.strategies`][purposeguard.testing.strategies]: `purposes`, `labels`,
+  `templates`, `taxonomies`, `vectors`, `operations`. Installing purposeguard registers them
+  with Hypothesis, so `st.from_type(FaceTemplate)` works.
+- [`StoreMachine`][purposeguard.testing.StoreMachine]: a Hypothesis state machine that checks a
+  guarded store over your backend against a brute-force oracle.
+- [`capture_audit`][purposeguard.testing.capture_audit]: collect the audit events a block of code
+  produces.
+- [`FrozenClock`][purposeguard.FrozenClock]: a clock that moves only when told to.
 """
 
 from __future__ import annotations
@@ -34,11 +35,13 @@ def capture_audit(guard: Guard | None = None) -> Iterator[list[AuditEvent]]:
 
     The guard in force (or *guard*) keeps working as configured, its sink included;
     a copy that also records into a list is put in force for the block, and the list
-    is yielded::
+    is yielded:
 
-        with capture_audit() as events:
-            template.reveal()
-        assert events[-1].outcome == "granted"
+    ```python
+    with capture_audit() as events:
+        template.reveal()
+    assert events[-1].outcome == "granted"
+    ```
     """
     base = guard if guard is not None else current_guard()
     memory = MemorySink()

@@ -71,27 +71,41 @@ def _permits(label: Label, p: str) -> bool:
 
 
 class StoreMachine(RuleBasedStateMachine):
-    """Drives a :class:`~purposeguard.stores.GuardedStore` through random enrolments,
+    """Drives a [`GuardedStore`][purposeguard.stores.GuardedStore] through random enrolments,
     searches, fetches, erasures, consent withdrawals, clock moves, purges and reopens,
     and checks every answer against a brute-force oracle written independently of the
     library's own conformance code.
 
-    Subclass it, implement :meth:`make_backend` (and :meth:`reopen_backend` for a
-    persistent backend), and run it with Hypothesis::
+    Subclass it, implement [`make_backend`][purposeguard.testing.StoreMachine.make_backend] (and
+    [`reopen_backend`][purposeguard.testing.StoreMachine.reopen_backend] for a persistent backend),
+    and run it with Hypothesis:
 
-        class MyStoreMachine(StoreMachine):
-            def make_backend(self):
-                return MyBackend(...)
+    ```python
+    class MyStoreMachine(StoreMachine):
+        def make_backend(self):
+            return MyBackend(...)
 
-        TestMyStore = MyStoreMachine.TestCase
+    TestMyStore = MyStoreMachine.TestCase
+    ```
 
     Templates are 8-dimensional. Exact backends must return the oracle's top-k scores;
-    set ``exact = False`` on an approximate backend to check only that every result is
+    set `exact = False` on an approximate backend to check only that every result is
     permitted and scored right.
+
+    Steps: enrol (batches of 1-5 templates with random labels, expiring in 1-72
+    hours), search (under five purposes, one of them 1:1, *k* from 1 to 6), get (under
+    a random purpose), erase a subject, withdraw a consent, advance the clock (0-48
+    hours), purge, reopen. After every step, `len(store)` and `stats()["subjects"]`
+    must equal the oracle's. Needs the `testing` extra (Hypothesis).
     """
 
     exact: ClassVar[bool] = True
+    """Whether the backend is exact. Set `False` for an approximate one: results are then
+    checked for being permitted, unexpired, correctly scored and ordered, but not for
+    completeness."""
     tolerance: ClassVar[float] = 1e-4
+    """How far a score may be from the oracle's cosine (for engines that store reduced
+    precision)."""
 
     templates = Bundle("templates")
 
@@ -100,12 +114,12 @@ class StoreMachine(RuleBasedStateMachine):
         raise NotImplementedError("subclass StoreMachine and implement make_backend()")
 
     def reopen_backend(self, old: VectorBackend) -> VectorBackend | None:
-        """Close *old* and return the same store opened afresh, or ``None`` if the
+        """Close *old* and return the same store opened afresh, or `None` if the
         backend is not persistent (the reopen rule is then skipped)."""
         return None
 
     def teardown(self) -> None:
-        """Close the store."""
+        """Close the store; extend it to drop server collections or temporary folders."""
         store = getattr(self, "store", None)
         if store is not None:
             store.close()

@@ -3,7 +3,7 @@
 Templates drawn here are built directly with their labels: no COLLECT event is audited
 and no collection rule is checked, so they can be fed to any guard under test. Labels
 expire after *now* (default: the clock of the guard in force when the example is
-drawn) unless ``expired=True``.
+drawn) unless `expired=True`.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def labels(
     max_purposes: int = 3,
 ) -> Label:
     """Labels whose purposes come from *taxonomy* (if given); unexpired at *now* unless
-    ``expired=True``."""
+    `expired=True`."""
     at = _now(now)
     pool = purposes(taxonomy)
     allowed = draw(st.sets(pool, min_size=1, max_size=max_purposes))
@@ -152,7 +152,8 @@ def templates(
     expired: bool = False,
     label: st.SearchStrategy[Label] | None = None,
 ) -> FaceTemplate:
-    """Templates with labels from :func:`labels` and values from :func:`vectors`."""
+    """Templates with labels from [`labels`][purposeguard.testing.strategies.labels] and values
+    from [`vectors`][purposeguard.testing.strategies.vectors]."""
     lab = draw(
         label if label is not None else labels(taxonomy, now=now, subject=subject, expired=expired)
     )
@@ -161,7 +162,7 @@ def templates(
 
 
 def sample_purposes(taxonomy: Taxonomy) -> Sequence[Purpose]:
-    """The purposes of *taxonomy*, sorted (a helper for ``st.sampled_from``)."""
+    """The purposes of *taxonomy*, sorted (a helper for `st.sampled_from`)."""
     return sorted(taxonomy)
 
 
@@ -176,8 +177,8 @@ def consents(
     taxonomy: Taxonomy | None = None,
     given_before: datetime | None = None,
 ) -> st.SearchStrategy[Any]:
-    """Consent records (``purposeguard.policy.Consent``) of any form; see
-    ``purposeguard.testing._policy_strategies.consents``."""
+    """Consent records (`purposeguard.policy.Consent`) of any form; see
+    `purposeguard.testing._policy_strategies.consents`."""
     from purposeguard.testing import _policy_strategies
 
     return _policy_strategies.consents(
@@ -186,7 +187,7 @@ def consents(
 
 
 def collection_contexts() -> st.SearchStrategy[Any]:
-    """Collection contexts (``purposeguard.policy.CollectionContext``) over every place
+    """Collection contexts (`purposeguard.policy.CollectionContext`) over every place
     and source."""
     from purposeguard.testing import _policy_strategies
 
