@@ -28,7 +28,7 @@ class Enforcement(enum.StrEnum):
 
 @attrs.frozen
 class Rule:
-    """One rule of the legal rule map (`research/legal-rules.md`).
+    """One rule of the legal rule map (the documentation's reference page "Rule map").
 
     Attributes:
         id: the rule id, e.g. `"IL-03"`.
