@@ -1037,6 +1037,21 @@ def test_encoder_accepts_the_documented_settings() -> None:
     assert (numpy_counts.upsample, numpy_counts.num_jitters) == (2, 1)
 
 
+def test_an_encoder_built_from_iterators_serves_every_capture(guard: pg.Guard) -> None:
+    # The purposes are read once, at construction: an iterator must not be spent by
+    # the first capture's check and leave the second with no purposes.
+    enc = pfr.FaceEncoder(
+        iter([OPTIN]), ttl=TTL, prohibited=iter(["face.analytics"]), jurisdictions=iter(["gdpr"])
+    )
+    assert enc.purposes == frozenset({pg.Purpose(OPTIN)})
+    assert enc.prohibited == frozenset({pg.Purpose("face.analytics")})
+    assert enc.jurisdictions == ("gdpr",)
+    for _ in range(2):
+        enc._precheck("u", None)
+    with pytest.raises(pg.PolicyError, match="jurisdictions"):
+        pfr.FaceEncoder(OPTIN, ttl=TTL, jurisdictions=7)  # type: ignore[arg-type]
+
+
 # -- without the extra ----------------------------------------------------------------------
 
 _WITHOUT_EXTRA = """

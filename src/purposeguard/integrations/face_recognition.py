@@ -48,7 +48,7 @@ import numpy.typing as npt
 
 from purposeguard._errors import InvalidTemplateError, PolicyError
 from purposeguard._guard import Guard, current_guard
-from purposeguard._purposes import Operation, PurposeLike
+from purposeguard._purposes import Operation, PurposeLike, purpose_set
 from purposeguard._scope import collects
 from purposeguard._template import FaceTemplate, as_vector
 
@@ -279,8 +279,11 @@ class FaceEncoder:
             accurate).
 
     Raises:
-        PolicyError: no purposes, or an unknown *model* or *detector*.
-        InvalidTemplateError: not exactly one of *ttl* and *expires_at*, or a bad count.
+        PolicyError: no purposes, malformed purposes or jurisdictions, or an unknown
+            *model* or *detector*.
+        InvalidTemplateError: not exactly one of *ttl* and *expires_at*, a *ttl* that
+            is not a positive `timedelta`, an *expires_at* without a time zone, or a
+            bad *upsample* or *num_jitters*.
     """
 
     purposes: PurposeLike | Iterable[PurposeLike]
@@ -296,6 +299,16 @@ class FaceEncoder:
     _collect: Any = attrs.field(init=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        # Normalised once: an iterator given here must serve every capture, not one.
+        object.__setattr__(self, "purposes", purpose_set(self.purposes, "purposes"))
+        object.__setattr__(self, "prohibited", purpose_set(self.prohibited, "prohibited"))
+        if not isinstance(self.jurisdictions, str):
+            try:
+                object.__setattr__(self, "jurisdictions", tuple(self.jurisdictions))
+            except TypeError:
+                raise PolicyError(
+                    "jurisdictions must be a string or an iterable of strings"
+                ) from None
         if self.model not in ("small", "large"):
             raise PolicyError(f"unknown landmark model {self.model!r} (use 'small' or 'large')")
         if self.detector not in ("hog", "cnn"):
