@@ -13,7 +13,7 @@ import pytest
 
 import purposeguard as pg
 from purposeguard.crypto import FileKeyStore, KeyRing, seal, unseal
-from purposeguard.stores import GuardedStore, SealedSQLiteBackend, VectorBackend
+from purposeguard.stores import GuardedStore, SealedSQLiteBackend, SQLiteBackend, VectorBackend
 
 from .contract import DIM, BackendContract
 
@@ -183,3 +183,28 @@ def test_sealed_store_rows_are_ordinary_sealed_templates(tmp_path: Path, guard: 
     assert back.label == t.label
     assert len(seal(back, ring)) == len(blob)
     store.close()
+
+
+def test_erasure_leaves_no_write_ahead_log_and_a_plain_store_is_refused(
+    tmp_path: Path, guard: pg.Guard
+) -> None:
+    # The sealed store opens, writes and erases exactly as SQLiteBackend does (they
+    # share one implementation): erasure truncates the -wal file, checkpoint() is
+    # available, and neither kind of file is mistaken for the other.
+    path = tmp_path / "sealed.db"
+    backend = SealedSQLiteBackend(path, keyring=KeyRing.generate())
+    with GuardedStore(backend) as s:
+        s.enrol_many([wrap(np.ones(DIM)), wrap(np.arange(1.0, DIM + 1), "bob")])
+        assert s.erase_subject("alice") == 1
+        wal = Path(f"{path}-wal")
+        assert not wal.exists() or wal.stat().st_size == 0
+        assert backend.checkpoint() is True
+        assert len(backend) == 1
+        assert "SealedSQLiteBackend" in repr(backend)
+    assert "closed" in repr(backend)
+    plain = tmp_path / "plain.db"
+    SQLiteBackend(plain).close()
+    with pytest.raises(pg.PolicyError, match="not a sealed purposeguard store"):
+        SealedSQLiteBackend(plain, keyring=KeyRing.generate())
+    with pytest.raises(pg.PolicyError, match="not a purposeguard store"):
+        SQLiteBackend(path)

@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
-import sqlite3
-import threading
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
-from purposeguard._errors import IntegrityError, InvalidTemplateError, PolicyError
+from purposeguard._errors import IntegrityError, PolicyError
 from purposeguard.crypto._keyring import KeyRing
 from purposeguard.crypto._sealing import open_sealed, seal_values
 
 from ._memory import MemoryBackend
-from ._records import Hit, Record, SearchFilter
+from ._records import Record
+from ._sqlite_file import ID_RE, SQLiteFile
 
 __all__ = ["SealedSQLiteBackend"]
 
@@ -28,8 +23,6 @@ SCHEMA_VERSION: Final = 1
 # PRAGMA application_id of a sealed purposeguard store: "PGsl".
 APPLICATION_ID: Final = 0x5047736C
 _FORMAT: Final = "purposeguard.sealed-sqlite"
-_ID_RE: Final = re.compile(r"[0-9a-f]{32}")
-_CORRUPT_CODES: Final = frozenset({11, 26})
 _SCHEMA: Final = (
     "CREATE TABLE pg_meta (key TEXT PRIMARY KEY, value TEXT)",
     """CREATE TABLE pg_sealed (
@@ -48,21 +41,9 @@ _INSERT: Final = (
     "INSERT INTO pg_sealed (id, subject, consent, expires_us, permits, sealed) "
     "VALUES (?, ?, ?, ?, ?, ?)"
 )
-_SELECT_BY: Final = {
-    "id": "SELECT id FROM pg_sealed WHERE id = ?",
-    "subject": "SELECT id FROM pg_sealed WHERE subject = ?",
-    "consent": "SELECT id FROM pg_sealed WHERE consent = ?",
-    "expired": "SELECT id FROM pg_sealed WHERE expires_us <= ?",
-}
-_DELETE_BY: Final = {
-    "id": "DELETE FROM pg_sealed WHERE id = ?",
-    "subject": "DELETE FROM pg_sealed WHERE subject = ?",
-    "consent": "DELETE FROM pg_sealed WHERE consent = ?",
-    "expired": "DELETE FROM pg_sealed WHERE expires_us <= ?",
-}
 
 
-class SealedSQLiteBackend:
+class SealedSQLiteBackend(SQLiteFile):
     """An SQLite store that keeps every template sealed at rest, erased by shredding.
 
     Each row of `pg_sealed` holds the template id, the label's subject, consent,
@@ -99,6 +80,14 @@ class SealedSQLiteBackend:
         timeout: seconds to wait for another connection's write lock.
     """
 
+    _KIND = "sealed purposeguard store"
+    _APPLICATION_ID = APPLICATION_ID
+    _FORMAT = _FORMAT
+    _SCHEMA_VERSION = SCHEMA_VERSION
+    _SCHEMA = _SCHEMA
+    _TABLE = "pg_sealed"
+    _COLUMNS = ("id", "subject", "consent", "expires_us", "permits", "sealed")
+
     def __init__(
         self,
         path: str | os.PathLike[str],
@@ -107,36 +96,11 @@ class SealedSQLiteBackend:
         shred_on_erase: bool = True,
         timeout: float = 30.0,
     ) -> None:
-        if isinstance(path, bytes) or not isinstance(path, str | os.PathLike):
-            raise PolicyError(f"path must be a str or os.PathLike, got {type(path).__name__}")
         if not isinstance(keyring, KeyRing):
             raise PolicyError(f"keyring must be a KeyRing, got {type(keyring).__name__}")
-        if isinstance(timeout, bool) or not isinstance(timeout, int | float) or timeout < 0:
-            raise PolicyError("timeout must be a non-negative number of seconds")
-        self._path = str(os.fspath(path))
-        self._memory = self._path == ":memory:"
         self._ring = keyring
         self._shred_on_erase = bool(shred_on_erase)
-        self._lock = threading.RLock()
-        self._closed = False
-        self._cache = MemoryBackend()
-        self._dim: int | None = None
-        self._version = -1
-        if not self._memory and Path(self._path).is_dir():
-            raise PolicyError(f"{self._path} is a directory, not an SQLite store file")
-        try:
-            self._conn = sqlite3.connect(
-                self._path, timeout=float(timeout), isolation_level=None, check_same_thread=False
-            )
-        except sqlite3.Error as e:
-            raise PolicyError(f"cannot open the SQLite store {self._path}: {e}") from None
-        try:
-            with self._errors():
-                self._open()
-        except BaseException:
-            self._conn.close()
-            self._closed = True
-            raise
+        super().__init__(path, timeout=timeout)
 
     # -- the protocol ------------------------------------------------------------------
 
@@ -150,15 +114,6 @@ class SealedSQLiteBackend:
         """The key ring."""
         return self._ring
 
-    @property
-    def dim(self) -> int | None:
-        """The vector dimension, fixed by the first record; `None` before."""
-        with self._lock:
-            if not self._closed:
-                with self._errors():
-                    self._refresh()
-            return self._dim
-
     def add(self, records: Sequence[Record]) -> None:
         """Seal and store *records* in one transaction; return once committed.
 
@@ -169,36 +124,12 @@ class SealedSQLiteBackend:
         batch = list(records)
         if not batch:
             return
-        vecs: list[npt.NDArray[np.float32]] = []
-        for r in batch:
-            if not isinstance(r, Record):
-                raise InvalidTemplateError(f"expected Records, got {type(r).__name__}")
-            if not isinstance(r.template_id, str) or not _ID_RE.fullmatch(r.template_id):
-                raise InvalidTemplateError("a template id is 32 lowercase hex digits")
-            with np.errstate(over="ignore", invalid="ignore"):
-                v = np.asarray(r.vector, dtype=np.float32)
-            if v.ndim != 1 or v.shape[0] == 0 or not np.isfinite(v).all():
-                raise InvalidTemplateError(
-                    f"template {r.template_id} is not a finite 1-d float32 vector"
-                )
-            vecs.append(v)
-        ids = [r.template_id for r in batch]
-        if len(set(ids)) != len(ids):
-            raise InvalidTemplateError("the batch holds the same template id twice")
+        vecs = self._vectors(batch)
         with self._lock, self._errors():
             self._check_open()
             with self._write():
                 self._refresh()
-                dim = self._dim if self._dim is not None else int(vecs[0].shape[0])
-                for r, v in zip(batch, vecs, strict=True):
-                    if v.shape[0] != dim:
-                        raise InvalidTemplateError(
-                            f"dimension mismatch: the store holds {dim}-d vectors, "
-                            f"template {r.template_id} has {v.shape[0]}"
-                        )
-                for tid in ids:
-                    if self._conn.execute(_SELECT_BY["id"], (tid,)).fetchone() is not None:
-                        raise InvalidTemplateError(f"a template with id {tid} is already stored")
+                dim = self._admit(batch, vecs)
                 blobs = seal_values(
                     self._ring,
                     [(r.template_id, r.label, v) for r, v in zip(batch, vecs, strict=True)],
@@ -217,26 +148,8 @@ class SealedSQLiteBackend:
                         for r, blob in zip(batch, blobs, strict=True)
                     ],
                 )
-                if self._dim is None:
-                    self._conn.execute(
-                        "INSERT OR REPLACE INTO pg_meta (key, value) VALUES ('dim', ?)",
-                        (str(dim),),
-                    )
             self._dim = dim
-            self._cache.add(
-                [
-                    Record(template_id=r.template_id, vector=v, label=r.label, permits=r.permits)
-                    for r, v in zip(batch, vecs, strict=True)
-                ]
-            )
-
-    def search(self, query: npt.NDArray[np.float32], k: int, flt: SearchFilter) -> list[Hit]:
-        """Exact cosine top-*k* among the records matching *flt* (filtered before
-        ranking, over the unsealed copy in memory)."""
-        with self._lock, self._errors():
-            self._check_open()
-            self._refresh()
-            return self._cache.search(query, k, flt)
+            self._added(batch, vecs)
 
     def fetch(self, template_id: str) -> Record | None:
         """The record with that id, or `None`."""
@@ -244,20 +157,6 @@ class SealedSQLiteBackend:
             self._check_open()
             self._refresh()
             return self._cache.fetch(template_id)
-
-    def delete_ids(self, template_ids: Collection[str]) -> int:
-        """Delete these rows; return how many existed."""
-        ids = sorted({t for t in template_ids if isinstance(t, str) and _ID_RE.fullmatch(t)})
-        if not ids:
-            return 0
-        with self._lock, self._errors():
-            self._check_open()
-            gone: list[str] = []
-            with self._write():
-                self._refresh()
-                for tid in ids:
-                    gone += self._delete_where("id", tid)
-            return self._after_delete(gone)
 
     def delete_matching(
         self,
@@ -269,22 +168,16 @@ class SealedSQLiteBackend:
         """Delete every row of *subject* (and shred its keys if `shred_on_erase`),
         or resting on *consent*, or expired at *expired_at_us*; exactly one criterion.
         Returns how many rows were removed."""
-        if sum(x is not None for x in (subject, consent, expired_at_us)) != 1:
-            raise PolicyError("delete_matching() takes exactly one criterion")
-        if subject is not None:
-            if self._shred_on_erase:
-                return self.shred(subject)
-            how, key = "subject", str(subject)
-        elif consent is not None:
-            how, key = "consent", str(consent)
-        else:
-            how, key = "expired", str(int(expired_at_us or 0))
-        with self._lock, self._errors():
-            self._check_open()
-            with self._write():
-                self._refresh()
-                gone = self._delete_where(how, int(key) if how == "expired" else key)
-            return self._after_delete(gone)
+        if (
+            subject is not None
+            and consent is None
+            and expired_at_us is None
+            and self._shred_on_erase
+        ):
+            return self.shred(subject)
+        return super().delete_matching(
+            subject=subject, consent=consent, expired_at_us=expired_at_us
+        )
 
     def shred(self, subject: str) -> int:
         """Shred *subject*'s data keys in the key ring, then delete its rows; return
@@ -300,111 +193,15 @@ class SealedSQLiteBackend:
                 gone = self._delete_where("subject", subject)
             return self._after_delete(gone)
 
-    def count(self) -> int:
-        """How many templates are stored (and readable)."""
-        with self._lock, self._errors():
-            self._check_open()
-            self._refresh()
-            return self._cache.count()
-
-    def subjects(self) -> int:
-        """How many distinct subjects are stored."""
-        with self._lock, self._errors():
-            self._check_open()
-            self._refresh()
-            return self._cache.subjects()
-
-    def close(self) -> None:
-        """Close the connection and zero the memory copy. Idempotent."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                with suppress(sqlite3.Error):
-                    self._checkpoint()
-            finally:
-                self._conn.close()
-                self._cache.close()
-
-    def __len__(self) -> int:
-        return self.count()
-
-    def __enter__(self) -> SealedSQLiteBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{self._cache.count()} templates"
-        return f"<SealedSQLiteBackend {self._path!r} {state}>"
-
-    # -- internals -----------------------------------------------------------------------
-
-    def _open(self) -> None:
-        conn = self._conn
-        app = int(conn.execute("PRAGMA application_id").fetchone()[0])
-        tables = {
-            str(r[0])
-            for r in conn.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-            )
-        }
-        if app != APPLICATION_ID and (app != 0 or tables):
-            raise PolicyError(
-                f"{self._path} is an SQLite database but not a sealed purposeguard store; "
-                "refusing to modify it"
-            )
-        if not self._memory:
-            mode = str(conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
-            if mode != "wal":
-                raise PolicyError(f"cannot put the SQLite store {self._path} in WAL mode")
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA secure_delete=ON")
-        conn.execute("PRAGMA trusted_schema=OFF")
-        with self._write():
-            if int(conn.execute("PRAGMA application_id").fetchone()[0]) == 0:
-                for stmt in _SCHEMA:
-                    conn.execute(stmt)
-                conn.executemany(
-                    "INSERT INTO pg_meta (key, value) VALUES (?, ?)",
-                    [("format", _FORMAT), ("schema", str(SCHEMA_VERSION)), ("dim", None)],
-                )
-                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            meta = dict(conn.execute("SELECT key, value FROM pg_meta").fetchall())
-            if meta.get("format") != _FORMAT or meta.get("schema") != str(SCHEMA_VERSION):
-                raise PolicyError(f"{self._path} is not a sealed purposeguard store (v1)")
-            self._drop(self._sync())
-
-    def _refresh(self) -> None:
-        # Reads run in a read transaction of their own; rows found shredded are then
-        # deleted in a write transaction (inside a caller's write transaction, at once).
-        if self._conn.in_transaction:
-            self._drop(self._sync())
-            return
-        self._conn.execute("BEGIN")
-        try:
-            shredded = self._sync()
-        finally:
-            self._conn.execute("COMMIT")
-        if shredded:
-            with self._write():
-                self._drop(shredded)
-
-    def _drop(self, shredded: list[str]) -> None:
-        # Their keys are gone: the rows are unreadable. Remove what is left of them.
-        if shredded:
-            self._conn.executemany(_DELETE_BY["id"], [(t,) for t in shredded])
+    # -- the copy in memory --------------------------------------------------------------
 
     def _sync(self) -> list[str]:
         # Another connection committed (or this is the first read): rebuild the copy.
         # Returns the ids of rows whose key has been shredded (left out of the copy).
-        version = int(self._conn.execute("PRAGMA data_version").fetchone()[0])
+        version = self._data_version()
         if version == self._version:
             return []
-        row = self._conn.execute("SELECT value FROM pg_meta WHERE key = 'dim'").fetchone()
-        dim = None if row is None or row[0] is None else int(row[0])
+        dim = self._read_dim()
         cache = MemoryBackend()
         shredded: list[str] = []
         records: list[Record] = []
@@ -424,7 +221,7 @@ class SealedSQLiteBackend:
 
     def _decode(self, tid: Any, perm: Any, blob: Any, dim: int | None) -> Record | None:
         where = f"the sealed store {self._path}, template {str(tid)[:64]!r}"
-        if not isinstance(tid, str) or not _ID_RE.fullmatch(tid) or not isinstance(blob, bytes):
+        if not isinstance(tid, str) or not ID_RE.fullmatch(tid) or not isinstance(blob, bytes):
             raise IntegrityError(f"{where}: malformed row")
         if len(blob) >= 22 and self._ring._is_shredded(blob[6:22]):
             return None
@@ -446,50 +243,3 @@ class SealedSQLiteBackend:
             label=label,
             permits=frozenset(names),
         )
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                with suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
-            raise
-
-    def _delete_where(self, how: str, key: object) -> list[str]:
-        ids = [str(r[0]) for r in self._conn.execute(_SELECT_BY[how], (key,))]
-        if ids:
-            self._conn.execute(_DELETE_BY[how], (key,))
-        return ids
-
-    def _after_delete(self, gone: list[str]) -> int:
-        if gone and self._cache.delete_ids(gone) != len(gone):
-            self._version = -1
-        if gone:
-            self._checkpoint()
-        return len(gone)
-
-    def _checkpoint(self) -> None:
-        if not self._memory:
-            self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise PolicyError(f"the sealed SQLite store {self._path} is closed")
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.DatabaseError as e:
-            code = getattr(e, "sqlite_errorcode", None)
-            if isinstance(code, int) and code & 0xFF in _CORRUPT_CODES:
-                raise IntegrityError(
-                    f"{self._path} is damaged or is not an SQLite database: {e}"
-                ) from None
-            if isinstance(e, sqlite3.OperationalError):
-                raise
-            raise IntegrityError(f"the SQLite store {self._path} failed: {e}") from None

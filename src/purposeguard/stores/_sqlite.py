@@ -4,23 +4,18 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sqlite3
-import threading
-import time
-from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager, suppress
-from pathlib import Path
+from collections.abc import Sequence
 from typing import Any, Final
 
 import numpy as np
-import numpy.typing as npt
 
 from purposeguard._errors import IntegrityError, InvalidTemplateError, PolicyError
 from purposeguard._labels import Label
 
 from ._memory import MemoryBackend
-from ._records import Hit, Record, SearchFilter
+from ._records import Record
+from ._sqlite_file import ID_RE, SQLiteFile
 
 __all__ = ["SQLiteBackend"]
 
@@ -28,21 +23,10 @@ SCHEMA_VERSION: Final = 1
 # PRAGMA application_id of a purposeguard store: "PGrd".
 APPLICATION_ID: Final = 0x50477264
 _FORMAT: Final = "purposeguard.sqlite"
-_TABLE: Final = "pg_templates"
-_META: Final = "pg_meta"
-_ID_RE: Final = re.compile(r"[0-9a-f]{32}")
 # Distinct permit sets remembered (their JSON text and back): labels share few.
 _MAX_INTERNED: Final = 4096
-# Page size of new files: three 512-d float32 rows with their labels per page.
-_PAGE_SIZE: Final = 8192
 # Rows read per step when the cache is (re)built.
 _LOAD_STEP: Final = 4096
-# SQLITE_CORRUPT, SQLITE_NOTADB: the file is damaged or is not a database.
-_CORRUPT_CODES: Final = frozenset({11, 26})
-# SQLITE_BUSY, SQLITE_LOCKED.
-_BUSY_CODES: Final = frozenset({5, 6})
-# Seconds an erasure waits for other connections' reads before leaving the checkpoint due.
-_CHECKPOINT_WAIT: Final = 0.5
 
 _SCHEMA: Final = (
     "CREATE TABLE pg_meta (key TEXT PRIMARY KEY, value TEXT)",
@@ -66,28 +50,9 @@ _INSERT: Final = (
 _SELECT_ALL: Final = "SELECT id, permits, label, vector FROM pg_templates"
 _SELECT_IDS: Final = "SELECT id FROM pg_templates"
 _SELECT_ONE: Final = "SELECT id, permits, label, vector FROM pg_templates WHERE id = ?"
-_EXISTS: Final = "SELECT 1 FROM pg_templates WHERE id = ?"
-_SET_DIM: Final = "INSERT OR REPLACE INTO pg_meta (key, value) VALUES ('dim', ?)"
-_GET_DIM: Final = "SELECT value FROM pg_meta WHERE key = 'dim'"
-_GET_META: Final = "SELECT key, value FROM pg_meta"
-_PUT_META: Final = "INSERT INTO pg_meta (key, value) VALUES (?, ?)"
-_COLUMNS: Final = "PRAGMA table_info(pg_templates)"
-# The ids each erasure criterion selects, and the matching deletion.
-_SELECT_BY: Final = {
-    "id": "SELECT id FROM pg_templates WHERE id = ?",
-    "subject": "SELECT id FROM pg_templates WHERE subject = ?",
-    "consent": "SELECT id FROM pg_templates WHERE consent = ?",
-    "expired": "SELECT id FROM pg_templates WHERE expires_us <= ?",
-}
-_DELETE_BY: Final = {
-    "id": "DELETE FROM pg_templates WHERE id = ?",
-    "subject": "DELETE FROM pg_templates WHERE subject = ?",
-    "consent": "DELETE FROM pg_templates WHERE consent = ?",
-    "expired": "DELETE FROM pg_templates WHERE expires_us <= ?",
-}
 
 
-class SQLiteBackend:
+class SQLiteBackend(SQLiteFile):
     """The embedded default backend: one SQLite file, standard-library `sqlite3` only.
 
     Each template is one row of `pg_templates`: `id` (primary key), `subject`,
@@ -143,43 +108,19 @@ class SQLiteBackend:
     ```
     """
 
+    _KIND = "purposeguard store"
+    _APPLICATION_ID = APPLICATION_ID
+    _FORMAT = _FORMAT
+    _SCHEMA_VERSION = SCHEMA_VERSION
+    _SCHEMA = _SCHEMA
+    _TABLE = "pg_templates"
+    _COLUMNS = ("id", "subject", "consent", "expires_us", "permits", "label", "vector")
+
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 30.0) -> None:
-        if isinstance(path, bytes) or not isinstance(path, (str, os.PathLike)):
-            raise PolicyError(f"path must be a str or os.PathLike, got {type(path).__name__}")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or timeout < 0:
-            raise PolicyError("timeout must be a non-negative number of seconds")
-        self._path = str(os.fspath(path))
-        self._memory = self._path == ":memory:"
-        self._timeout = float(timeout)
-        self._lock = threading.RLock()
-        self._closed = False
-        self._dim: int | None = None
-        self._version = -1  # PRAGMA data_version when the cache was last synchronised
-        self._cache = MemoryBackend()
-        self._checkpoint_due = False
+        # Interned permit sets, both ways (labels share few); used while opening.
         self._permits_of: dict[str, frozenset[str]] = {}
         self._permits_json: dict[frozenset[str], str] = {}
-        if not self._memory and Path(self._path).is_dir():
-            raise PolicyError(f"{self._path} is a directory, not an SQLite store file")
-        try:
-            self._conn = sqlite3.connect(
-                self._path,
-                timeout=self._timeout,
-                isolation_level=None,  # transactions are explicit
-                check_same_thread=False,  # calls are serialised by self._lock
-            )
-        except sqlite3.Error as e:
-            raise PolicyError(f"cannot open the SQLite store {self._path}: {e}") from None
-        try:
-            with self._errors():
-                try:
-                    self._open()
-                except sqlite3.OperationalError as e:
-                    raise PolicyError(f"cannot open the SQLite store {self._path}: {e}") from None
-        except BaseException:
-            self._conn.close()
-            self._closed = True
-            raise
+        super().__init__(path, timeout=timeout)
 
     # -- the protocol ------------------------------------------------------------------
 
@@ -193,15 +134,6 @@ class SQLiteBackend:
         """The database file's path."""
         return self._path
 
-    @property
-    def dim(self) -> int | None:
-        """The vector dimension, fixed by the first record ever added; `None` before."""
-        with self._lock:
-            if not self._closed:
-                with self._errors():
-                    self._refresh()
-            return self._dim
-
     def add(self, records: Sequence[Record]) -> None:
         """Store *records* in one transaction; return once it has committed.
 
@@ -213,28 +145,7 @@ class SQLiteBackend:
         batch = list(records)
         if not batch:
             return
-        for r in batch:
-            if not isinstance(r, Record):
-                raise InvalidTemplateError(f"expected Records, got {type(r).__name__}")
-            if not isinstance(r.template_id, str) or not _ID_RE.fullmatch(r.template_id):
-                raise InvalidTemplateError("a template id is 32 lowercase hex digits")
-        ids = [r.template_id for r in batch]
-        if len(set(ids)) != len(ids):
-            raise InvalidTemplateError("the batch holds the same template id twice")
-        vecs: list[npt.NDArray[np.float32]] = []
-        for r in batch:
-            try:
-                with np.errstate(over="ignore", invalid="ignore"):
-                    v = np.asarray(r.vector, dtype=np.float32)
-            except (TypeError, ValueError):
-                raise InvalidTemplateError(f"template {r.template_id} is not numeric") from None
-            if v.ndim != 1 or v.shape[0] == 0:
-                raise InvalidTemplateError(f"template {r.template_id} is not a 1-d vector")
-            if not np.isfinite(v).all():
-                raise InvalidTemplateError(
-                    f"template {r.template_id} holds values that are not finite float32"
-                )
-            vecs.append(v)
+        vecs = self._vectors(batch)
         rows = [
             (
                 r.template_id,
@@ -247,54 +158,23 @@ class SQLiteBackend:
             )
             for r, v in zip(batch, vecs, strict=True)
         ]
-        cached = [
-            r
-            if v is r.vector
-            else Record(template_id=r.template_id, vector=v, label=r.label, permits=r.permits)
-            for r, v in zip(batch, vecs, strict=True)
-        ]
         with self._lock, self._errors():
             self._check_open()
             with self._write():
-                self._refresh()  # we hold the write lock: the cache is now current
-                dim = self._dim if self._dim is not None else int(vecs[0].shape[0])
-                for r, v in zip(batch, vecs, strict=True):
-                    if v.shape[0] != dim:
-                        raise InvalidTemplateError(
-                            f"dimension mismatch: the store holds {dim}-d vectors, "
-                            f"template {r.template_id} has {v.shape[0]}"
-                        )
-                for tid in ids:
-                    if self._conn.execute(_EXISTS, (tid,)).fetchone() is not None:
-                        raise InvalidTemplateError(f"a template with id {tid} is already stored")
+                self._refresh()  # we hold the write lock: the copy is now current
+                dim = self._admit(batch, vecs)
                 try:
                     self._conn.executemany(_INSERT, rows)
                 except sqlite3.IntegrityError:
                     raise InvalidTemplateError(
                         "a template with that id is already stored"
                     ) from None
-                if self._dim is None:
-                    self._conn.execute(_SET_DIM, (str(dim),))
-            # Committed: now the cache.
             self._dim = dim
-            try:
-                self._cache.add(cached)
-            except Exception:
-                self._version = -1  # rebuild from the file at the next read
-            if self._checkpoint_due:
-                self._checkpoint()
-
-    def search(self, query: npt.NDArray[np.float32], k: int, flt: SearchFilter) -> list[Hit]:
-        """Exact cosine top-*k* among the stored records matching *flt*, best first
-        (filtered before ranking, in numpy, over the cache)."""
-        with self._lock, self._errors():
-            self._check_open()
-            self._refresh()
-            return self._cache.search(query, k, flt)
+            self._added(batch, vecs)
 
     def fetch(self, template_id: str) -> Record | None:
         """The record with that id read from the file, or `None`."""
-        if not isinstance(template_id, str) or not _ID_RE.fullmatch(template_id):
+        if not isinstance(template_id, str) or not ID_RE.fullmatch(template_id):
             return None
         with self._lock, self._errors():
             self._check_open()
@@ -307,211 +187,16 @@ class SQLiteBackend:
                 dim = self._dim
             return self._decode(row, dim)
 
-    def delete_ids(self, template_ids: Collection[str]) -> int:
-        """Remove these records from the file and the cache; return how many existed."""
-        ids = sorted(
-            {t for t in template_ids if isinstance(t, str) and _ID_RE.fullmatch(t) is not None}
-        )
-        if not ids:
-            return 0
-        with self._lock, self._errors():
-            self._check_open()
-            gone: list[str] = []
-            with self._write():
-                self._refresh()
-                for tid in ids:
-                    gone += self._delete_where("id", tid)
-            return self._after_delete(gone)
-
-    def delete_matching(
-        self,
-        *,
-        subject: str | None = None,
-        consent: str | None = None,
-        expired_at_us: int | None = None,
-    ) -> int:
-        """Remove every record of *subject*, or resting on *consent*, or expired at
-        *expired_at_us*; exactly one must be given. Returns how many were removed."""
-        if sum(x is not None for x in (subject, consent, expired_at_us)) != 1:
-            raise PolicyError("delete_matching() takes exactly one criterion")
-        key: object
-        if subject is not None:
-            how, key = "subject", str(subject)
-        elif consent is not None:
-            how, key = "consent", str(consent)
-        else:
-            assert expired_at_us is not None
-            how, key = "expired", int(expired_at_us)
-        with self._lock, self._errors():
-            self._check_open()
-            with self._write():
-                self._refresh()
-                gone = self._delete_where(how, key)
-            return self._after_delete(gone)
-
-    def count(self) -> int:
-        """How many records are stored."""
-        with self._lock, self._errors():
-            self._check_open()
-            self._refresh()
-            return self._cache.count()
-
-    def subjects(self) -> int:
-        """How many distinct subjects are stored."""
-        with self._lock, self._errors():
-            self._check_open()
-            self._refresh()
-            return self._cache.subjects()
-
-    def close(self) -> None:
-        """Checkpoint if an erasure left the log pending, close the connection and
-        zero the cached vectors. Idempotent; the backend is unusable afterwards."""
-        with self._lock:
-            if self._closed:
-                return
-            self._closed = True
-            try:
-                if self._checkpoint_due:
-                    with self._errors():
-                        self._checkpoint()
-            finally:
-                self._conn.close()
-                self._cache.close()
-
-    # -- extras ------------------------------------------------------------------------
-
-    def checkpoint(self) -> bool:
-        """Fold the write-ahead log into the database file and truncate it to zero
-        bytes; `False` if another connection's open read prevented it (retry later)."""
-        with self._lock, self._errors():
-            self._check_open()
-            return self._checkpoint()
-
-    def __len__(self) -> int:
-        return self.count()
-
-    def __enter__(self) -> SQLiteBackend:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        state = "closed" if self._closed else f"{self._cache.count()} templates dim={self._dim}"
-        return f"<SQLiteBackend {self._path!r} {state}>"
-
-    # -- opening -----------------------------------------------------------------------
-
-    def _open(self) -> None:
-        conn = self._conn
-        # Identify the file before changing anything in it (journal mode included).
-        conn.execute("BEGIN")  # one snapshot: another process may be creating it now
-        try:
-            app = int(conn.execute("PRAGMA application_id").fetchone()[0])
-            tables = self._tables()
-        finally:
-            conn.execute("COMMIT")
-        if app != APPLICATION_ID and (app != 0 or tables):
-            raise PolicyError(
-                f"{self._path} is an SQLite database but not a purposeguard store "
-                f"(application_id {app:#x}, tables: {', '.join(sorted(tables)) or 'none'}); "
-                "refusing to modify it"
-            )
-        if app == 0 and not tables:
-            # A new file: pages that hold several 512-d rows (a 4 KiB page holds one).
-            conn.execute(f"PRAGMA page_size={_PAGE_SIZE}")
-        if not self._memory:
-            mode = self._wal()
-            if mode != "wal":
-                raise PolicyError(
-                    f"cannot put the SQLite store {self._path} in WAL mode (got {mode!r})"
-                )
-        conn.execute("PRAGMA synchronous=FULL")
-        conn.execute("PRAGMA secure_delete=ON")
-        if int(conn.execute("PRAGMA secure_delete").fetchone()[0]) != 1:
-            raise PolicyError(f"SQLite refused secure_delete for {self._path}")
-        conn.execute("PRAGMA trusted_schema=OFF")
-        with self._write():
-            # Re-check under the write lock: another process may have created it.
-            app = int(conn.execute("PRAGMA application_id").fetchone()[0])
-            if app == 0:
-                if self._tables():
-                    raise PolicyError(f"{self._path} is not a purposeguard store")
-                for stmt in _SCHEMA:
-                    conn.execute(stmt)
-                conn.executemany(
-                    _PUT_META,
-                    [("format", _FORMAT), ("schema", str(SCHEMA_VERSION)), ("dim", None)],
-                )
-                conn.execute(f"PRAGMA application_id={APPLICATION_ID}")
-            self._check_schema()
-            self._sync()
-
-    def _wal(self) -> str:
-        # Switching to WAL needs an exclusive lock, and SQLite reports a busy file at
-        # once instead of calling the busy handler when another connection is switching
-        # it too (two processes opening a new store): retry until the timeout.
-        deadline = time.monotonic() + self._timeout
-        pause = 0.005
-        while True:
-            try:
-                return str(self._conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]).lower()
-            except sqlite3.OperationalError as e:
-                if getattr(e, "sqlite_errorcode", 0) & 0xFF not in _BUSY_CODES:
-                    raise
-                if time.monotonic() + pause > deadline:
-                    raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.1)
-
-    def _tables(self) -> set[str]:
-        rows = self._conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
-        ).fetchall()
-        return {str(r[0]) for r in rows}
-
-    def _check_schema(self) -> None:
-        tables = self._tables()
-        if not {_META, _TABLE} <= tables:
-            raise IntegrityError(f"the purposeguard store {self._path} lacks its tables")
-        meta = dict(self._conn.execute(_GET_META).fetchall())
-        if meta.get("format") != _FORMAT:
-            raise PolicyError(f"{self._path} is not a purposeguard store")
-        if meta.get("schema") != str(SCHEMA_VERSION):
-            raise PolicyError(
-                f"the store {self._path} has schema version {meta.get('schema')!r}; "
-                f"this purposeguard reads version {SCHEMA_VERSION}"
-            )
-        cols = [str(r[1]) for r in self._conn.execute(_COLUMNS)]
-        want = ["id", "subject", "consent", "expires_us", "permits", "label", "vector"]
-        if cols != want:
-            raise IntegrityError(f"the store {self._path} has unexpected columns")
-
     # -- the cache ---------------------------------------------------------------------
 
-    def _refresh(self) -> None:
-        # Bring the cache up to date if another connection committed since it was last
-        # synchronised. Inside a transaction this reads that transaction's snapshot;
-        # outside, it opens a read transaction of its own so that it is consistent.
-        if self._conn.in_transaction:
-            self._sync()
-            return
-        self._conn.execute("BEGIN")
-        try:
-            self._sync()
-        finally:
-            self._conn.execute("COMMIT")
-
-    def _data_version(self) -> int:
-        return int(self._conn.execute("PRAGMA data_version").fetchone()[0])
-
-    def _sync(self) -> None:
+    def _sync(self) -> list[str]:
         # data_version changes only when ANOTHER connection commits; our own commits
         # update the cache directly. Rows are never updated in place (only inserted
-        # and deleted), so comparing id sets finds every change.
+        # and deleted), so comparing id sets finds every change. Every row stays
+        # readable: nothing to drop.
         version = self._data_version()
         if version == self._version:
-            return
+            return []
         dim = self._read_dim()
         if self._version < 0 or self._cache.count() == 0:
             self._load(dim)
@@ -530,18 +215,7 @@ class SQLiteBackend:
                     self._fill(self._cache, rows, dim)
         self._dim = dim
         self._version = version
-
-    def _read_dim(self) -> int | None:
-        row = self._conn.execute(_GET_DIM).fetchone()
-        if row is None or row[0] is None:
-            return None
-        try:
-            dim = int(row[0])
-        except (TypeError, ValueError):
-            dim = 0
-        if dim <= 0:
-            raise IntegrityError(f"the store {self._path} has a malformed dimension")
-        return dim
+        return []
 
     def _load(self, dim: int | None) -> None:
         # Rebuild the cache from every row (inside the caller's transaction).
@@ -565,7 +239,7 @@ class SQLiteBackend:
             raise IntegrityError(f"the store {self._path} changed while being read")
         tid, perm, label, blob = row
         where = f"the store {self._path}, template {str(tid)[:64]!r}"
-        if not isinstance(tid, str) or not _ID_RE.fullmatch(tid):
+        if not isinstance(tid, str) or not ID_RE.fullmatch(tid):
             raise IntegrityError(f"{where}: malformed id")
         permits = self._permits_of
         p = permits.get(perm) if isinstance(perm, str) else None
@@ -599,75 +273,3 @@ class SQLiteBackend:
                 self._permits_json.clear()
             text = self._permits_json[permits] = json.dumps(sorted(permits))
         return text
-
-    # -- writing -----------------------------------------------------------------------
-
-    @contextmanager
-    def _write(self) -> Iterator[None]:
-        # One write transaction: BEGIN IMMEDIATE takes the write lock up front (waiting
-        # up to the timeout for other writers); COMMIT makes it durable.
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-            self._conn.execute("COMMIT")
-        except BaseException:
-            if self._conn.in_transaction:
-                with suppress(sqlite3.Error):
-                    self._conn.execute("ROLLBACK")
-            raise
-
-    def _delete_where(self, how: str, key: object) -> list[str]:
-        ids = [str(r[0]) for r in self._conn.execute(_SELECT_BY[how], (key,))]
-        if ids:
-            self._conn.execute(_DELETE_BY[how], (key,))
-        return ids
-
-    def _after_delete(self, gone: list[str]) -> int:
-        # Committed: drop the vectors from the cache, then from the -wal file.
-        if not gone:
-            return 0
-        try:
-            removed = self._cache.delete_ids(gone)
-        except Exception:
-            removed = -1
-        if removed != len(gone):
-            self._version = -1  # rebuild from the file at the next read
-        self._checkpoint_due = True
-        self._checkpoint()
-        return len(gone)
-
-    def _checkpoint(self) -> bool:
-        if self._memory:
-            self._checkpoint_due = False
-            return True
-        # TRUNCATE waits for other connections' open reads to end: wait briefly, not
-        # the full write timeout, and leave the checkpoint due if one holds on.
-        wait_ms = int(min(self._timeout, _CHECKPOINT_WAIT) * 1000)
-        self._conn.execute(f"PRAGMA busy_timeout={wait_ms}")
-        try:
-            busy, _log, _done = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
-        finally:
-            self._conn.execute(f"PRAGMA busy_timeout={int(self._timeout * 1000)}")
-        self._checkpoint_due = int(busy) != 0
-        return not self._checkpoint_due
-
-    # -- errors ------------------------------------------------------------------------
-
-    def _check_open(self) -> None:
-        if self._closed:
-            raise PolicyError(f"the SQLite store {self._path} is closed")
-
-    @contextmanager
-    def _errors(self) -> Iterator[None]:
-        # A damaged file, or one that is not a database, is an IntegrityError naming it.
-        try:
-            yield
-        except sqlite3.DatabaseError as e:
-            code = getattr(e, "sqlite_errorcode", None)
-            if isinstance(code, int) and code & 0xFF in _CORRUPT_CODES:
-                raise IntegrityError(
-                    f"{self._path} is damaged or is not an SQLite database: {e}"
-                ) from None
-            if isinstance(e, sqlite3.OperationalError):
-                raise
-            raise IntegrityError(f"the SQLite store {self._path} failed: {e}") from None
