@@ -76,8 +76,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import purposeguard as pg
 import purposeguard.integrations.face_recognition as pfr
-from purposeguard.audit import JsonlSink, MemorySink, Outcome
-from purposeguard.audit import verify as verify_log
+from purposeguard.audit import JsonlSink, MemorySink, Outcome, verify as verify_log
 
 PURPOSE = "face.verification.device_unlock"
 TOLERANCE = pfr.DEFAULT_TOLERANCE

@@ -59,8 +59,8 @@ from purposeguard.integrations.face_recognition import (
     FaceMatch,
     face_distance,
     identify,
+    verify as verify_face,
 )
-from purposeguard.integrations.face_recognition import verify as verify_face
 from purposeguard.reports import build_report
 from purposeguard.stores import GuardedStore, SQLiteBackend
 

@@ -15,8 +15,7 @@ from typing import Any
 
 import attrs
 import pytest
-from hypothesis import event, given
-from hypothesis import strategies as st
+from hypothesis import event, given, strategies as st
 
 from purposeguard import (
     ConsentError,

@@ -13,8 +13,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 import purposeguard as pg
 from purposeguard.audit import AuditEvent, LoggingSink, MemorySink, MultiSink, Outcome

@@ -8,8 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from hypothesis import assume, example, given
-from hypothesis import strategies as st
+from hypothesis import assume, example, given, strategies as st
 
 from purposeguard import Label, PolicyError, Purpose, PurposeViolationError
 from purposeguard.testing import strategies as pgst

@@ -8,13 +8,11 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 
 import purposeguard as pg
 from purposeguard.audit import MemorySink, Outcome
-from purposeguard.testing import FrozenClock, capture_audit
-from purposeguard.testing import strategies as pst
+from purposeguard.testing import FrozenClock, capture_audit, strategies as pst
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 DEFAULT = pg.Taxonomy.default()

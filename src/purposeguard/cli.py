@@ -23,9 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import _cli_audit, _cli_crypto, _cli_policy, _cli_report
-from ._cli import CommandError
-from ._cli import demo as _demo
-from ._cli import store as _store
+from ._cli import CommandError, demo as _demo, store as _store
 from ._errors import AccessDeniedError, PurposeGuardError, TemplateNotFoundError
 from ._guard import Guard
 from ._labels import Label

@@ -25,8 +25,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
+from hypothesis import given, strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image
 
@@ -36,8 +35,7 @@ from purposeguard.audit import MemorySink, Outcome
 from purposeguard.integrations import face_recognition as pfr
 from purposeguard.policy import CollectionContext, ConsentRegistry, Policy
 from purposeguard.stores import GuardedStore, MemoryBackend, SQLiteBackend
-from purposeguard.testing import capture_audit
-from purposeguard.testing import strategies as pst
+from purposeguard.testing import capture_audit, strategies as pst
 from tests.conftest import T0
 
 from .conftest import LFW_BOX, Faces

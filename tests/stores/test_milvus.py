@@ -26,8 +26,7 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
+from hypothesis import given, settings, strategies as st
 
 import purposeguard as pg
 from purposeguard._taxonomy import Taxonomy

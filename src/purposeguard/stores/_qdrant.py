@@ -27,28 +27,16 @@ from purposeguard._labels import Label
 
 from ._records import (
     PAYLOAD_CONSENT as _CONSENT,
-)
-from ._records import (
     PAYLOAD_EXPIRES as _EXPIRES,
-)
-from ._records import (
     PAYLOAD_HIT_FIELDS,
+    PAYLOAD_ID as _ID,
+    PAYLOAD_LABEL as _LABEL,
+    PAYLOAD_PERMITS as _PERMITS,
+    PAYLOAD_SUBJECT as _SUBJECT,
     Hit,
     Record,
     SearchFilter,
     to_us,
-)
-from ._records import (
-    PAYLOAD_ID as _ID,
-)
-from ._records import (
-    PAYLOAD_LABEL as _LABEL,
-)
-from ._records import (
-    PAYLOAD_PERMITS as _PERMITS,
-)
-from ._records import (
-    PAYLOAD_SUBJECT as _SUBJECT,
 )
 
 if TYPE_CHECKING:
